@@ -1,0 +1,3 @@
+from evershell import create_app
+
+app = create_app()

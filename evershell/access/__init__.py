@@ -1,0 +1,1 @@
+"""Identity and access: users, memberships, credentials, scopes and roles."""

@@ -1,0 +1,1 @@
+"""The console's shared pieces: the landing route and navigation."""

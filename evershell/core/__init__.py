@@ -1,0 +1,1 @@
+"""Cross-domain building blocks: ids, errors, request ids, database helpers, Redis."""

@@ -1,0 +1,41 @@
+"""Extensions, created once and bound to the app with ``init_app``."""
+
+from __future__ import annotations
+
+import redis as redis_lib
+from flask import Flask, current_app
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from rq import Queue
+
+from evershell.core import embedded_redis
+from evershell.core.db import Base
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+
+
+def redis_url(app: Flask) -> str:
+    """The configured Redis, or the embedded one (started on first use)."""
+    url = app.config.get("REDIS_URL")
+    if url:
+        return url
+    embedded_redis.ensure_running(app.config["INSTANCE_DIR"])
+    return embedded_redis.url_for(app.config["INSTANCE_DIR"])
+
+
+def get_redis() -> redis_lib.Redis:
+    """The app's Redis client (one connection pool per app)."""
+    app = current_app._get_current_object()
+    client = app.extensions.get("evershell-redis")
+    if client is None:
+        client = redis_lib.Redis.from_url(redis_url(app))
+        app.extensions["evershell-redis"] = client
+    return client
+
+
+def get_queue(name: str) -> Queue:
+    """An RQ queue on the app's Redis; names come from config ``QUEUES``."""
+    if name not in current_app.config["QUEUES"]:
+        raise ValueError(f"unknown queue {name!r}")
+    return Queue(name, connection=get_redis())

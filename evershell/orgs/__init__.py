@@ -1,0 +1,1 @@
+"""Organisations: the tenant boundary, with its billing posture."""

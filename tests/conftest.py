@@ -1,0 +1,106 @@
+"""Shared fixtures: a real database (PostgreSQL when DATABASE_URL says so, else SQLite),
+schema built once by the migrations, each test in a transaction rolled back; a real
+Redis (REDIS_URL, else an embedded redis-server of the test run's own), flushed per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask_sqlalchemy.session import _app_ctx_id
+from sqlalchemy import orm
+
+from evershell import create_app
+from evershell.core import embedded_redis
+from evershell.extensions import db, get_redis
+from tests.support.databases import recreate_database
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    instance = tmp_path_factory.mktemp("redis")
+    child = embedded_redis.ensure_running(instance, daemonize=False)
+    yield embedded_redis.url_for(instance)
+    if child is not None:
+        child.terminate()
+        child.wait(10)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    """The test database, emptied: a scratch SQLite file, or the PostgreSQL in DATABASE_URL."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        recreate_database(url)
+        return url
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def app_config(database_url, redis_url, tmp_path_factory) -> dict:
+    return {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "INSTANCE_DIR": str(tmp_path_factory.mktemp("instance")),
+        "SECRET_KEY": "test-secret-key",
+        "TESTING": True,
+    }
+
+
+@pytest.fixture(scope="session")
+def app(app_config) -> Flask:
+    from flask_migrate import upgrade
+    app = create_app(dict(app_config))
+    with app.app_context():
+        upgrade()
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _isolated(request) -> Iterator[None]:
+    """Per test: a transaction rolled back afterwards, and an empty Redis database."""
+    if "app" not in request.fixturenames or "live_db" in request.fixturenames:
+        yield
+        return
+    app: Flask = request.getfixturevalue("app")
+    with app.app_context():
+        get_redis().flushdb()
+        connection = db.engine.connect()
+        transaction = connection.begin()
+        original = db.session
+        # Service commits release a SAVEPOINT; the outer transaction is never committed.
+        db.session = orm.scoped_session(
+            orm.sessionmaker(bind=connection, join_transaction_mode="create_savepoint"),
+            scopefunc=_app_ctx_id)
+        try:
+            yield
+        finally:
+            db.session.remove()
+            db.session = original
+            transaction.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def session(app):
+    return db.session
+
+
+def table_names(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()

@@ -1,0 +1,76 @@
+"""Live servers and a real Chromium (Debian's, launched by path) for browser tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.support.databases import sibling_database
+from tests.support.processes import BIN, ROOT, evershell_env, free_port, run_cli, stop, \
+    wait_for_http
+
+CHROMIUM = os.environ.get("EVERSHELL_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    env: dict[str, str]
+
+    def cli(self, *args: str) -> str:
+        return run_cli(*args, env=self.env)
+
+
+@pytest.fixture(scope="session")
+def live_db(tmp_path_factory) -> str:
+    """A database of the live server's own: it commits, so tests' rollbacks cannot reach it."""
+    return sibling_database(os.environ.get("DATABASE_URL"), "e2e",
+                            tmp_path_factory.mktemp("e2e-db"))
+
+
+@pytest.fixture(scope="session")
+def live_server(live_db, redis_url, tmp_path_factory) -> Iterator[LiveServer]:
+    port = free_port()
+    env = evershell_env(
+        DATABASE_URL=live_db, REDIS_URL=redis_url, PORT=str(port),
+        EVERSHELL_INSTANCE_DIR=str(tmp_path_factory.mktemp("e2e-instance")),
+        SECRET_KEY="e2e-secret-key")
+    run_cli("db", "upgrade", env=env)
+    proc = subprocess.Popen(
+        [str(BIN / "gunicorn"), "--chdir", str(ROOT), "-k", "gevent", "-w", "1",
+         "-b", f"127.0.0.1:{port}", "app:app"], env=env)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", proc)
+        yield LiveServer(url=f"http://127.0.0.1:{port}", env=env)
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator:
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
