@@ -45,13 +45,19 @@ def create_app(config: dict | None = None) -> Flask:
 
     from evershell.core.errors import register_error_handlers
     register_error_handlers(app)
+    from evershell.access import web as access_web
+    access_web.init_app(app)
+    from evershell.console import nav
+    nav.init_app(app)
 
     from evershell.core.health import blp as health_blp
     app.register_blueprint(health_blp)
     from evershell.console.views import blp as console_blp
     app.register_blueprint(console_blp)
+    from evershell.access.views import auth as auth_blp
     from evershell.access.views import blp as access_views_blp
     app.register_blueprint(access_views_blp)
+    app.register_blueprint(auth_blp)
     from evershell.cli import register_commands
     register_commands(app)
     return app
@@ -59,7 +65,9 @@ def create_app(config: dict | None = None) -> Flask:
 
 def api_blueprints() -> list:
     """The ``/v1`` blueprints of every domain, in documentation order."""
-    return []
+    from evershell.apikeys.api import blp as api_keys
+    from evershell.orgs.api import blp as org
+    return [org, api_keys]
 
 
 _API_DESCRIPTION = (

@@ -26,7 +26,7 @@ def main() -> None:
 
 def register_commands(app) -> None:
     """Attach our commands to ``app.cli`` (so ``evershell`` and test runners see them)."""
-    for command in (show_config, org, user, worker, up):
+    for command in (show_config, org, user, apikey, worker, up):
         app.cli.add_command(command)
 
 
@@ -65,6 +65,60 @@ def org_create(name: str, slug: str) -> None:
         db.session.rollback()
         _fail(exc)
     click.echo(created.id)
+
+
+@org.command("set-billing")
+@click.argument("org_ref")
+@click.argument("posture", type=click.Choice(["active", "trial", "past_due", "decommissioning"]))
+@click.option("--trial-ends", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              default=None, help="UTC date (or date-time) a trial ends")
+@with_appcontext
+def org_set_billing(org_ref: str, posture: str, trial_ends) -> None:
+    """Set an org's billing posture."""
+    from datetime import UTC
+
+    from evershell.extensions import db
+    from evershell.orgs import services
+    try:
+        target = services.set_billing(services.get_org(org_ref), posture,
+                                      trial_ends.replace(tzinfo=UTC) if trial_ends else None)
+        db.session.commit()
+    except Exception as exc:  # noqa: BLE001
+        db.session.rollback()
+        _fail(exc)
+    click.echo(f"{target.slug}: {target.billing_posture}")
+
+
+@click.group()
+def apikey() -> None:
+    """Manage API keys."""
+
+
+@apikey.command("create")
+@click.option("--org", "org_ref", required=True, help="org id or slug")
+@click.option("--user", "user_ref", required=True, help="the key's creator: email or user id")
+@click.option("--name", required=True)
+@click.option("--template", default="full", show_default=True,
+              type=click.Choice(["full", "read_only", "tasks_only"]))
+@with_appcontext
+def apikey_create(org_ref: str, user_ref: str, name: str, template: str) -> None:
+    """Create an API key for a member and print the secret (shown once)."""
+    from evershell.access import services as access
+    from evershell.access.authn import build_principal
+    from evershell.access.principal import CredentialShape
+    from evershell.apikeys import services as api_keys
+    from evershell.extensions import db
+    from evershell.orgs import services as orgs
+    try:
+        target = orgs.get_org(org_ref)
+        creator = access.get_user(user_ref)
+        actor = build_principal(creator, target, CredentialShape.CLI)
+        _key, secret = api_keys.create(actor, name, template=template)
+        db.session.commit()
+    except Exception as exc:  # noqa: BLE001
+        db.session.rollback()
+        _fail(exc)
+    click.echo(secret)
 
 
 @click.group()

@@ -41,6 +41,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EVERSHELL_LOG_LEVEL", "INFO", "Python log level for the evershell loggers."),
     Setting("EVERSHELL_QUEUES", "workspaces,tasks,default",
             "RQ queues a worker listens on, in priority order."),
+    Setting("EVERSHELL_PUBLIC_URL", "http://127.0.0.1:<PORT>",
+            "The console's own URL, used for the sign-in redirect URI and same-origin checks."),
+    Setting("WORKOS_CLIENT_ID", "",
+            "AuthKit client id. Unset: Evershell's local AuthKit-protocol server signs people in."),
+    Setting("WORKOS_API_KEY", "", "AuthKit API key (the client secret of the code exchange)."),
+    Setting("WORKOS_API_BASE", "https://api.workos.com", "AuthKit API base URL."),
+    Setting("AUTHKIT_ISSUERS", "<WORKOS_API_BASE>,<WORKOS_API_BASE>/user_management/<client id>",
+            "Comma list of accepted `iss` values of session JWTs."),
+    Setting("EVERSHELL_LOCALAUTH_URL", "http://127.0.0.1:8765",
+            "Where the local AuthKit-protocol server listens (used without WORKOS_CLIENT_ID)."),
+    Setting("WOS_COOKIE_PASSWORD", "(derived from SECRET_KEY)",
+            "Key that seals the wos_session cookie (32+ characters)."),
+    Setting("EVERSHELL_API_KEY_PEPPER", "(derived from SECRET_KEY)",
+            "Server secret in the API key hash; changing it invalidates every key."),
+    Setting("EVERSHELL_RATE_LIMIT_PER_MINUTE", "600", "Per-org request rate on /v1."),
+    Setting("EVERSHELL_RATE_LIMIT_BURST", "120", "Per-org burst above the steady rate."),
 )
 
 
@@ -94,6 +110,21 @@ def load_config(overrides: dict | None = None) -> dict:
         "SQLITE_BUSY_TIMEOUT_MS": int(env("EVERSHELL_SQLITE_BUSY_TIMEOUT_MS")
                                       or _default_for("EVERSHELL_SQLITE_BUSY_TIMEOUT_MS")),
         "LOG_LEVEL": env("EVERSHELL_LOG_LEVEL") or _default_for("EVERSHELL_LOG_LEVEL"),
+        "PUBLIC_URL": env("EVERSHELL_PUBLIC_URL")
+        or f"http://127.0.0.1:{env('PORT') or _default_for('PORT')}",
+        "WORKOS_CLIENT_ID": env("WORKOS_CLIENT_ID"),
+        "WORKOS_API_KEY": env("WORKOS_API_KEY"),
+        "WORKOS_API_BASE": (env("WORKOS_API_BASE") or _default_for("WORKOS_API_BASE")).rstrip("/"),
+        "AUTHKIT_ISSUERS": [i.strip() for i in (env("AUTHKIT_ISSUERS") or "").split(",")
+                            if i.strip()],
+        "LOCALAUTH_URL": (env("EVERSHELL_LOCALAUTH_URL")
+                          or _default_for("EVERSHELL_LOCALAUTH_URL")).rstrip("/"),
+        "WOS_COOKIE_PASSWORD": env("WOS_COOKIE_PASSWORD"),
+        "API_KEY_PEPPER": env("EVERSHELL_API_KEY_PEPPER"),
+        "RATE_LIMIT_PER_MINUTE": int(env("EVERSHELL_RATE_LIMIT_PER_MINUTE")
+                                     or _default_for("EVERSHELL_RATE_LIMIT_PER_MINUTE")),
+        "RATE_LIMIT_BURST": int(env("EVERSHELL_RATE_LIMIT_BURST")
+                                or _default_for("EVERSHELL_RATE_LIMIT_BURST")),
         "QUEUES": (env("EVERSHELL_QUEUES") or _default_for("EVERSHELL_QUEUES")).split(","),
         # flask-smorest: OpenAPI 3.1 at /v1/openapi.json, Swagger UI at /v1/docs from static/.
         "API_TITLE": "Evershell",
@@ -105,6 +136,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "OPENAPI_SWAGGER_UI_URL": "/static/vendor/swagger-ui/",
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "JSON_SORT_KEYS": False,
+        # Flask's own session cookie (sign-in state, flashes): not readable by scripts,
+        # and not sent on cross-site POSTs.
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_HTTPONLY": True,
     }
     config.update(overrides)
     if not config["SECRET_KEY"]:

@@ -1,4 +1,6 @@
 """Imports every domain's models so the metadata (and Alembic) sees all tables."""
 
-from evershell.access.models import Membership, User  # noqa: F401
+from evershell.access.models import ConsoleSession, Invitation, Membership, User  # noqa: F401
+from evershell.apikeys.models import ApiKey  # noqa: F401
+from evershell.audit.models import AuditEntry  # noqa: F401
 from evershell.orgs.models import Org  # noqa: F401

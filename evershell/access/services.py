@@ -55,3 +55,12 @@ def add_member(org: Org, email: str, role: str, name: str | None = None) -> Memb
     db.session.add(membership)
     db.session.flush()
     return membership
+
+
+def get_user(user_ref: str) -> User:
+    """A user by id or email."""
+    user = db.session.get(User, user_ref) or db.session.scalar(
+        sa.select(User).where(User.email == (user_ref or "").strip().lower()))
+    if user is None:
+        raise EvershellError(ErrorCode.USER_NOT_FOUND, f"No user {user_ref!r}.", 404)
+    return user

@@ -1,11 +1,14 @@
-"""Console entry point. Signed-in pages register themselves with their domains."""
+"""Console entry point: the signed-in home page."""
 
-from flask import Blueprint, redirect, url_for
+from flask import Blueprint, render_template
+
+from evershell.access.web import console_page
+from evershell.console.nav import nav_items
 
 blp = Blueprint("console", __name__)
 
 
 @blp.get("/")
+@console_page()
 def home():
-    # Until a session exists every visit starts at sign-in.
-    return redirect(url_for("access_views.sign_in"))
+    return render_template("console/home.html", sections=nav_items())

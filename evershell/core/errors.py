@@ -41,6 +41,12 @@ class ErrorCode(enum.StrEnum):
     MEMBERSHIP_NOT_FOUND = "membership_not_found"
     SLUG_TAKEN = "slug_taken"
     ALREADY_MEMBER = "already_member"
+    LAST_OWNER = "last_owner"
+    API_KEY_NOT_FOUND = "api_key_not_found"
+    INVITATION_NOT_FOUND = "invitation_not_found"
+    WORKSPACE_NOT_VISIBLE = "workspace_not_visible"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    IDEMPOTENCY_IN_PROGRESS = "idempotency_in_progress"
 
 
 # HTTP statuses that map to a generic code when werkzeug raises them.

@@ -20,7 +20,7 @@ _last_rand = 0
 
 PREFIXES = frozenset({
     "org", "user", "mem", "inv", "key", "aud", "prov", "role", "pack", "cred", "sec",
-    "ws", "task", "snap", "evt",
+    "ws", "task", "snap", "evt", "ses",
 })
 ID_PATTERN = re.compile(r"^([a-z]+)_([0-9A-HJKMNP-TV-Z]{26})$")
 

@@ -26,6 +26,8 @@ class Org(Timestamped, db.Model):
     billing_posture: Mapped[str] = mapped_column(
         sa.String(20), nullable=False, default=BillingPosture.ACTIVE.value)
     trial_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The identity provider's organisation id (AuthKit ``org_…``), when one is linked.
+    idp_org_id: Mapped[str | None] = mapped_column(sa.String(100), unique=True)
 
     __table_args__ = (
         sa.CheckConstraint(

@@ -41,3 +41,36 @@ def get_org(org_ref: str) -> Org:
     if org is None:
         raise EvershellError(ErrorCode.ORG_NOT_FOUND, f"No org {org_ref!r}.", 404)
     return org
+
+
+def update_org(actor, changes: dict) -> Org:
+    """Apply ``changes`` (name) to the actor's org, audited."""
+    from evershell.audit import services as audit
+    org = get_org(actor.org_id)
+    if "name" in changes:
+        name = changes["name"].strip()
+        if not name:
+            raise validation_error({"name": ["Name is required."]})
+        if name != org.name:
+            audit.record(org.id, "org.update", "org", org.id, {"name": [org.name, name]})
+            org.name = name
+    return org
+
+
+def set_billing(org: Org, posture: str, trial_ends_at=None) -> Org:
+    """Set the billing posture (operator action, from the CLI)."""
+    from evershell.audit import services as audit
+    from evershell.orgs.models import BillingPosture
+    try:
+        value = BillingPosture(posture)
+    except ValueError:
+        raise validation_error({"posture": [
+            f"Must be one of: {', '.join(p.value for p in BillingPosture)}."]}) from None
+    if value is BillingPosture.TRIAL and trial_ends_at is None:
+        raise validation_error({"trial_ends_at": ["A trial needs an end date."]})
+    org.billing_posture = value.value
+    org.trial_ends_at = trial_ends_at if value is BillingPosture.TRIAL else None
+    audit.record(org.id, "org.set_billing", "org", org.id,
+                 {"billing_posture": value.value,
+                  "trial_ends_at": trial_ends_at.isoformat() if trial_ends_at else None})
+    return org

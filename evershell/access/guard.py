@@ -1,0 +1,58 @@
+"""What happens around every declared ``/v1`` view, in order:
+authenticate (401) → org host check (403) → rate limit (429) → scopes (403, audited for
+mutations) → billing class (423) → the view → commit, or roll back on any error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import g, request
+
+from evershell.access import billing, ratelimit
+from evershell.access.authn import authenticate, cookie_principal
+from evershell.access.routes import Billing, Declaration, mutating_method, require
+from evershell.core.errors import EvershellError
+from evershell.extensions import db
+from evershell.orgs.models import Org
+
+
+def run_guarded(declaration: Declaration, view: Callable, args: tuple, kwargs: dict,
+                console: bool = False):
+    """Run ``view`` under ``declaration``; console pages authenticate by cookie only and
+    are not rate limited (people click; scripts use the API)."""
+    g.declaration = declaration
+    mutating = mutating_method()
+    if console:
+        principal = cookie_principal(check_csrf=mutating)
+    else:
+        principal = authenticate(allow_query_key=declaration.sse, mutating=mutating)
+    g.principal = principal
+    if not console:
+        verdict = ratelimit.enforce(principal.org_id)
+        if verdict is not None:
+            g.rate_limit_headers = verdict.headers()
+    try:
+        require(declaration.requires, principal.scopes)
+        if declaration.billing is Billing.CREATE:
+            billing.ensure_can_create(db.session.get(Org, principal.org_id))
+        result = view(*args, **kwargs)
+        db.session.commit()
+        return result
+    except EvershellError as exc:
+        db.session.rollback()
+        if exc.status == 403 and mutating:
+            _audit_denied(declaration, exc)
+        raise
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def _audit_denied(declaration: Declaration, exc: EvershellError) -> None:
+    from evershell.audit import services as audit
+    principal = g.principal
+    target_id = next(iter(request.view_args.values()), None) if request.view_args else None
+    audit.record_denied(
+        principal.org_id, declaration.action or f"{request.method} {request.url_rule}",
+        target_id=target_id, details={"code": exc.code.value, "reason": exc.message})

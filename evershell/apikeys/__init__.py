@@ -1,0 +1,1 @@
+"""API keys: the automation credential (``sk_…``), stored only as a keyed hash."""

@@ -1,0 +1,178 @@
+"""API key actions: create (secret shown once), list, get, revoke, verify, authenticate."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from evershell.access.principal import Principal
+from evershell.access.scopes import (
+    ROLE_SCOPES,
+    TEMPLATE_DESCRIPTIONS,
+    KeyTemplate,
+    Scope,
+    parse_scopes,
+    template_scopes,
+)
+from evershell.apikeys import keys
+from evershell.apikeys.models import ApiKey
+from evershell.audit import services as audit
+from evershell.core.db import utcnow
+from evershell.core.errors import ErrorCode, EvershellError, validation_error
+from evershell.core.pagination import paginate
+from evershell.extensions import db
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def _not_found(key_id: str) -> EvershellError:
+    return EvershellError(ErrorCode.API_KEY_NOT_FOUND,
+                          f"API key {key_id!r} was not found in this organisation.", 404)
+
+
+def key_scopes(api_key: ApiKey) -> frozenset[Scope]:
+    scopes, _unknown = parse_scopes(api_key.scopes)
+    return scopes
+
+
+def status(api_key: ApiKey, now: datetime | None = None) -> str:
+    now = now or utcnow()
+    if api_key.revoked_at is not None:
+        return "revoked"
+    if api_key.expires_at is not None and api_key.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+def create(actor: Principal, name: str, template: str | None = None,
+           scopes: list[str] | None = None, expires_at: datetime | None = None) \
+        -> tuple[ApiKey, str]:
+    """Create a key for ``actor``; returns the row and the secret, which is never stored."""
+    name = (name or "").strip()
+    if not name:
+        raise validation_error({"name": ["Name is required."]})
+    if (template is None) == (scopes is None):
+        raise validation_error({"template": ["Give exactly one of template or scopes."]})
+    if expires_at is not None and expires_at <= utcnow():
+        raise validation_error({"expires_at": ["Must be in the future."]})
+    if template is not None:
+        try:
+            chosen = template_scopes(KeyTemplate(template), actor.scopes)
+        except ValueError:
+            raise validation_error({"template": [
+                f"Must be one of: {', '.join(t.value for t in KeyTemplate)}."]}) from None
+    else:
+        chosen, unknown = parse_scopes(scopes or [])
+        if unknown:
+            raise validation_error({"scopes": [f"Unknown scope: {s}" for s in unknown]})
+        if not chosen:
+            raise validation_error({"scopes": ["Give at least one scope."]})
+        beyond = sorted(s for s in chosen if not actor.has(s))
+        if beyond:
+            raise EvershellError(ErrorCode.PERMISSION_DENIED,
+                                 "A key cannot hold scopes its creator lacks.", 403,
+                                 {"scopes": beyond})
+    secret = keys.generate()
+    api_key = ApiKey(org_id=actor.org_id, created_by_user_id=actor.user_id, name=name,
+                     key_hash=keys.hash_key(secret), last_four=secret[-4:],
+                     template=template, scopes=sorted(s.value for s in chosen),
+                     expires_at=expires_at)
+    db.session.add(api_key)
+    db.session.flush()
+    audit.record(actor.org_id, "api_key.create", "api_key", api_key.id,
+                 {"name": name, "template": template, "scopes": api_key.scopes})
+    return api_key, secret
+
+
+def _visible(actor: Principal) -> sa.Select:
+    query = sa.select(ApiKey).where(ApiKey.org_id == actor.org_id)
+    if not actor.has_org_wide(Scope.API_KEYS_READ):
+        query = query.where(ApiKey.created_by_user_id == actor.user_id)
+    return query
+
+
+def list_keys(actor: Principal, limit: int, cursor: str | None) -> dict:
+    return paginate(db.session, _visible(actor), ApiKey.id, limit, cursor)
+
+
+def get(actor: Principal, key_id: str) -> ApiKey:
+    api_key = db.session.scalar(sa.select(ApiKey).where(
+        ApiKey.id == key_id, ApiKey.org_id == actor.org_id))
+    if api_key is None:
+        raise _not_found(key_id)
+    if api_key.created_by_user_id != actor.user_id and \
+            not actor.has_org_wide(Scope.API_KEYS_READ):
+        raise EvershellError(ErrorCode.PERMISSION_DENIED,
+                             "This key belongs to another member.", 403)
+    return api_key
+
+
+def revoke(actor: Principal, key_id: str) -> ApiKey:
+    api_key = db.session.scalar(sa.select(ApiKey).where(
+        ApiKey.id == key_id, ApiKey.org_id == actor.org_id))
+    if api_key is None:
+        raise _not_found(key_id)
+    if api_key.created_by_user_id != actor.user_id and \
+            not actor.has_org_wide(Scope.API_KEYS_WRITE):
+        raise EvershellError(ErrorCode.PERMISSION_DENIED,
+                             "Revoking another member's key needs api_keys:write.", 403)
+    if api_key.revoked_at is None:
+        api_key.revoked_at = utcnow()
+        audit.record(actor.org_id, "api_key.revoke", "api_key", api_key.id,
+                     {"name": api_key.name})
+    return api_key
+
+
+def _lookup(secret: str) -> ApiKey | None:
+    if not keys.well_formed(secret):
+        return None  # a typo or a forgery: no database lookup
+    return db.session.scalar(sa.select(ApiKey).where(ApiKey.key_hash == keys.hash_key(secret)))
+
+
+def authenticate(secret: str) -> ApiKey:
+    """The live key behind ``secret``; 401 for unknown, revoked or expired keys."""
+    api_key = _lookup(secret)
+    if api_key is None or status(api_key) != "active":
+        raise EvershellError(ErrorCode.UNAUTHENTICATED,
+                             "The API key is not valid (unknown, revoked or expired).", 401)
+    _touch(api_key)
+    return api_key
+
+
+def _touch(api_key: ApiKey) -> None:
+    """Record use at most about once a minute per key."""
+    now = utcnow()
+    if api_key.last_used_at is not None and now - api_key.last_used_at < LAST_USED_RESOLUTION:
+        return
+    cutoff = now - LAST_USED_RESOLUTION
+    statement = sa.update(ApiKey).where(
+        ApiKey.id == api_key.id,
+        sa.or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < cutoff),
+    ).values(last_used_at=now)
+    # Part of the request's transaction (the guard commits reads too): a conditional
+    # update, so concurrent requests write at most once per minute per key.
+    db.session.execute(statement, execution_options={"synchronize_session": False})
+    api_key.last_used_at = now
+
+
+def verify(actor: Principal, secret: str) -> dict:
+    """Is ``secret`` a valid key of the caller's org: whose, which effective scopes."""
+    api_key = _lookup(secret)
+    if api_key is None or api_key.org_id != actor.org_id:
+        return {"valid": False, "status": "unknown"}
+    state = status(api_key)
+    from evershell.access.authn import membership_role
+    role = membership_role(api_key.created_by_user_id, api_key.org_id)
+    effective = sorted(key_scopes(api_key) & ROLE_SCOPES[role]) if role else []
+    if role is None and state == "active":
+        state = "creator_removed"
+    return {"valid": state == "active", "status": state, "key_id": api_key.id,
+            "name": api_key.name, "created_by_user_id": api_key.created_by_user_id,
+            "scopes": effective, "expires_at": api_key.expires_at}
+
+
+def templates(actor: Principal) -> list[dict]:
+    return [{"name": t.value, "description": d,
+             "scopes": sorted(template_scopes(t, actor.scopes))}
+            for t, d in TEMPLATE_DESCRIPTIONS.items()]

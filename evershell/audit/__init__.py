@@ -1,0 +1,1 @@
+"""The audit log: one entry per mutation, written in the mutation's transaction."""
