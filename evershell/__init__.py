@@ -57,7 +57,13 @@ def create_app(config: dict | None = None) -> Flask:
     from evershell.access.views import auth as auth_blp
     from evershell.access.views import blp as access_views_blp
     app.register_blueprint(access_views_blp)
+    from evershell.members.views import blp as members_views_blp
+    app.register_blueprint(members_views_blp)
     app.register_blueprint(auth_blp)
+    from evershell.apikeys.views import blp as apikeys_views_blp
+    app.register_blueprint(apikeys_views_blp)
+    from evershell.orgs.views import blp as org_views_blp
+    app.register_blueprint(org_views_blp)
     from evershell.cli import register_commands
     register_commands(app)
     return app
@@ -66,8 +72,9 @@ def create_app(config: dict | None = None) -> Flask:
 def api_blueprints() -> list:
     """The ``/v1`` blueprints of every domain, in documentation order."""
     from evershell.apikeys.api import blp as api_keys
+    from evershell.members.api import blp as members
     from evershell.orgs.api import blp as org
-    return [org, api_keys]
+    return [org, members, api_keys]
 
 
 _API_DESCRIPTION = (

@@ -177,6 +177,8 @@ def up(port: str, host: str) -> None:
         if redis_child is not None:
             children.append(("redis", redis_child))
     exe = os.path.dirname(sys.executable)
+    if not current_app.config.get("WORKOS_CLIENT_ID"):
+        children.append(("localauth", _start_localauth(env)))
     children.append(("web", subprocess.Popen([
         os.path.join(exe, "gunicorn"), "--chdir", str(ROOT), "-k", "gevent",
         "-w", os.environ.get("WEB_CONCURRENCY", "2"), "-b", f"{host}:{port}",
@@ -185,6 +187,20 @@ def up(port: str, host: str) -> None:
         [os.path.join(exe, "evershell"), "worker"], env=env)))
     click.echo(f"Evershell is up: http://{host}:{port}/  (Ctrl-C stops everything)")
     _supervise(children)
+
+
+def _start_localauth(env: dict[str, str]) -> subprocess.Popen:
+    """The local AuthKit-protocol server, when no AuthKit is configured."""
+    from urllib.parse import urlsplit
+    url = urlsplit(current_app.config["LOCALAUTH_URL"])
+    local_env = dict(env, LOCALAUTH_HOST=url.hostname or "127.0.0.1",
+                     LOCALAUTH_PORT=str(url.port or 8765),
+                     LOCALAUTH_ISSUER=current_app.config["LOCALAUTH_URL"],
+                     LOCALAUTH_KEY_FILE=os.path.join(current_app.config["INSTANCE_DIR"],
+                                                     "localauth-key.pem"))
+    child = subprocess.Popen([sys.executable, "-m", "evershell.localauth"], env=local_env)
+    click.echo(f"Local sign-in (no AuthKit configured): {current_app.config['LOCALAUTH_URL']}")
+    return child
 
 
 def _supervise(children: list[tuple[str, subprocess.Popen]]) -> None:

@@ -44,10 +44,32 @@ def database_url(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def app_config(database_url, redis_url, tmp_path_factory) -> dict:
+def localauth(tmp_path_factory):
+    """The local AuthKit-protocol server, serving real HTTP from a thread."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from evershell.localauth import create_localauth_app
+    from evershell.localauth.settings import LocalAuthSettings
+    from tests.support.processes import free_port
+
+    port = free_port()
+    settings = LocalAuthSettings(port=port, key_file=tmp_path_factory.mktemp("auth") / "key.pem")
+    server = make_server("127.0.0.1", port, create_localauth_app(settings), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield settings
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def app_config(database_url, redis_url, localauth, tmp_path_factory) -> dict:
     return {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
+        "LOCALAUTH_URL": localauth.issuer,
+        "WORKOS_CLIENT_ID": None,
         "INSTANCE_DIR": str(tmp_path_factory.mktemp("instance")),
         "SECRET_KEY": "test-secret-key",
         "TESTING": True,

@@ -106,5 +106,6 @@ def identity_provider() -> IdentityProvider:
         return IdentityProvider(base, client_id, config.get("WORKOS_API_KEY") or "", issuers,
                                 is_local=False)
     base = config["LOCALAUTH_URL"]
-    issuers = tuple(config["AUTHKIT_ISSUERS"]) or (base,)
+    issuers = tuple(config["AUTHKIT_ISSUERS"]) or (
+        base, f"{base}/user_management/{LOCAL_CLIENT_ID}")
     return IdentityProvider(base, LOCAL_CLIENT_ID, LOCAL_API_KEY, issuers, is_local=True)

@@ -33,7 +33,8 @@ ALLOWED_ALGORITHMS = ["RS256"]
 class _JwksCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[str, tuple[KeySet, float, float]] = {}  # url → keys, fetched, tried
+        # url → (keys, fetched at, last refetch for an unknown kid)
+        self._entries: dict[str, tuple[KeySet, float, float]] = {}
 
     def _fetch(self, url: str) -> KeySet:
         response = requests.get(url, timeout=10)
@@ -44,13 +45,14 @@ class _JwksCache:
         now = time.monotonic()
         with self._lock:
             entry = self._entries.get(url)
-            fresh = entry is not None and now - entry[1] < CACHE_TTL
-            knows_kid = entry is not None and (kid is None or any(
-                k.kid == kid for k in entry[0].keys))
-            if fresh and knows_kid:
-                return entry[0]
-            if entry is not None and fresh and now - entry[2] < REFETCH_INTERVAL:
-                return entry[0]  # unknown kid, but we refetched moments ago
+            if entry is not None:
+                keys, fetched_at, kid_refetch_at = entry
+                fresh = now - fetched_at < CACHE_TTL
+                knows_kid = kid is None or any(k.kid == kid for k in keys.keys)
+                if fresh and knows_kid:
+                    return keys
+                if fresh and now - kid_refetch_at < REFETCH_INTERVAL:
+                    return keys  # unknown kid, but we already looked for new keys moments ago
             try:
                 keys = self._fetch(url)
             except (requests.RequestException, ValueError, JoseError) as exc:
@@ -60,7 +62,8 @@ class _JwksCache:
                 raise EvershellError(ErrorCode.SERVICE_UNAVAILABLE,
                                      "The identity provider's keys are unavailable.",
                                      503) from exc
-            self._entries[url] = (keys, now, now)
+            refetch_for_kid = entry is not None and now - entry[1] < CACHE_TTL
+            self._entries[url] = (keys, now, now if refetch_for_kid else 0.0)
             return keys
 
     def clear(self) -> None:

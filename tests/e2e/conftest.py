@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from tests.support.databases import sibling_database
-from tests.support.processes import BIN, ROOT, evershell_env, free_port, run_cli, stop, \
-    wait_for_http
+from tests.support.processes import (
+    BIN,
+    ROOT,
+    evershell_env,
+    free_port,
+    run_cli,
+    stop,
+    wait_for_http,
+)
 
 CHROMIUM = os.environ.get("EVERSHELL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -43,20 +51,30 @@ def live_db(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def live_server(live_db, redis_url, tmp_path_factory) -> Iterator[LiveServer]:
-    port = free_port()
+    """gunicorn serving Evershell, plus the local AuthKit-protocol server, as real processes."""
+    port, auth_port = free_port(), free_port()
+    instance = tmp_path_factory.mktemp("e2e-instance")
+    auth_url = f"http://127.0.0.1:{auth_port}"
     env = evershell_env(
         DATABASE_URL=live_db, REDIS_URL=redis_url, PORT=str(port),
-        EVERSHELL_INSTANCE_DIR=str(tmp_path_factory.mktemp("e2e-instance")),
-        SECRET_KEY="e2e-secret-key")
+        EVERSHELL_INSTANCE_DIR=str(instance), SECRET_KEY="e2e-secret-key",
+        EVERSHELL_PUBLIC_URL=f"http://127.0.0.1:{port}", EVERSHELL_LOCALAUTH_URL=auth_url)
+    env.pop("WORKOS_CLIENT_ID", None)
     run_cli("db", "upgrade", env=env)
-    proc = subprocess.Popen(
+    auth = subprocess.Popen(
+        [sys.executable, "-m", "evershell.localauth"], cwd=ROOT,
+        env=dict(env, LOCALAUTH_PORT=str(auth_port), LOCALAUTH_ISSUER=auth_url,
+                 LOCALAUTH_KEY_FILE=str(instance / "localauth-key.pem")))
+    web = subprocess.Popen(
         [str(BIN / "gunicorn"), "--chdir", str(ROOT), "-k", "gevent", "-w", "1",
          "-b", f"127.0.0.1:{port}", "app:app"], env=env)
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/health", proc)
+        wait_for_http(f"{auth_url}/health", auth)
+        wait_for_http(f"http://127.0.0.1:{port}/health", web)
         yield LiveServer(url=f"http://127.0.0.1:{port}", env=env)
     finally:
-        stop(proc)
+        stop(web)
+        stop(auth)
 
 
 @pytest.fixture(scope="session")

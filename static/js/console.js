@@ -1,0 +1,18 @@
+// Small console behaviours that htmx does not cover. No framework, no inline handlers.
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("[data-copy]");
+  if (!button) return;
+  const source = document.querySelector(button.dataset.copy);
+  if (!source) return;
+  try {
+    await navigator.clipboard.writeText(source.textContent.trim());
+    button.textContent = "Copied";
+  } catch (error) {
+    // Clipboard access can be refused (insecure origin, permissions): select instead.
+    const range = document.createRange();
+    range.selectNodeContents(source);
+    window.getSelection().removeAllRanges();
+    window.getSelection().addRange(range);
+    button.textContent = "Press Ctrl+C";
+  }
+});
