@@ -134,6 +134,13 @@ def start_session(auth: Authenticated, org: Org) -> str:
 
 
 def end_session(session: ConsoleSession) -> str | None:
-    """Revoke a console session; returns the identity provider's session id to end."""
+    """Revoke a console session (audited); returns the identity provider's session id."""
+    from evershell.access.authn import build_principal
+    user, org = db.session.get(User, session.user_id), db.session.get(Org, session.org_id)
     sessions.revoke(session)
+    try:
+        actor = build_principal(user, org, CredentialShape.COOKIE, session_id=session.id)
+    except EvershellError:
+        actor = None  # no longer a member: still signed out, recorded without a role
+    audit.record(org.id, "session.sign_out", "user", user.id, principal=actor)
     return session.idp_session_id

@@ -120,7 +120,14 @@ def _from_http_exception(exc: HTTPException) -> EvershellError:
     return EvershellError(code, message, status, headers=headers)
 
 
+# Logged, not audited (SPEC §5): refusals that carry no authenticated mutation.
+_LOGGED_STATUSES = {401, 423, 429}
+
+
 def _render(error: EvershellError) -> Response:
+    if error.status in _LOGGED_STATUSES:
+        log.info("%s %s refused: %s %s", request.method, request.path, error.status,
+                 error.code.value)
     if is_api_request():
         response = jsonify(envelope(error))
     else:

@@ -16,3 +16,13 @@ document.addEventListener("click", async (event) => {
     button.textContent = "Press Ctrl+C";
   }
 });
+
+// A <dialog data-show-modal> that arrives (page load or htmx swap) opens as a real modal:
+// focus trapped, background inert, Escape closes it.
+function openModals(root) {
+  root.querySelectorAll("dialog[data-show-modal]:not([open])").forEach((dialog) => {
+    dialog.showModal();
+  });
+}
+document.addEventListener("DOMContentLoaded", () => openModals(document));
+document.addEventListener("htmx:afterSettle", (event) => openModals(event.target));
