@@ -124,6 +124,17 @@ def revoke(actor: Principal, key_id: str) -> ApiKey:
     return api_key
 
 
+def revoke_all_of(user_id: str, org_id: str) -> int:
+    """Revoke every live key a user created in an org (when they leave it)."""
+    now = utcnow()
+    live = db.session.scalars(sa.select(ApiKey).where(
+        ApiKey.created_by_user_id == user_id, ApiKey.org_id == org_id,
+        ApiKey.revoked_at.is_(None))).all()
+    for api_key in live:
+        api_key.revoked_at = now
+    return len(live)
+
+
 def _lookup(secret: str) -> ApiKey | None:
     if not keys.well_formed(secret):
         return None  # a typo or a forgery: no database lookup

@@ -1,0 +1,1 @@
+"""Members: memberships of an org and email invitations, claimed at sign-in."""
