@@ -52,18 +52,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     from evershell.core.health import blp as health_blp
     app.register_blueprint(health_blp)
-    from evershell.console.views import blp as console_blp
-    app.register_blueprint(console_blp)
-    from evershell.access.views import auth as auth_blp
-    from evershell.access.views import blp as access_views_blp
-    app.register_blueprint(access_views_blp)
-    from evershell.members.views import blp as members_views_blp
-    app.register_blueprint(members_views_blp)
-    app.register_blueprint(auth_blp)
-    from evershell.apikeys.views import blp as apikeys_views_blp
-    app.register_blueprint(apikeys_views_blp)
-    from evershell.orgs.views import blp as org_views_blp
-    app.register_blueprint(org_views_blp)
+    for blueprint in console_blueprints():
+        app.register_blueprint(blueprint)
     from evershell.cli import register_commands
     register_commands(app)
     return app
@@ -72,9 +62,36 @@ def create_app(config: dict | None = None) -> Flask:
 def api_blueprints() -> list:
     """The ``/v1`` blueprints of every domain, in documentation order."""
     from evershell.apikeys.api import blp as api_keys
+    from evershell.audit.api import blp as audit
     from evershell.members.api import blp as members
     from evershell.orgs.api import blp as org
-    return [org, members, api_keys]
+    from evershell.packs.api import blp as packs
+    from evershell.providers.api import blp as providers
+    from evershell.roles.api import blp as roles
+    from evershell.roles.api import capabilities_blp as capabilities
+    from evershell.secrets.api import blp as secrets
+    from evershell.secrets.api import credentials_blp as credentials
+    return [org, members, api_keys, providers, roles, capabilities, packs, secrets,
+            credentials, audit]
+
+
+def console_blueprints() -> list:
+    """The console's blueprints (server-rendered pages)."""
+    from evershell.access.views import auth
+    from evershell.access.views import blp as access_views
+    from evershell.apikeys.views import blp as apikeys_views
+    from evershell.audit.views import blp as audit_views
+    from evershell.console.views import blp as console
+    from evershell.members.views import blp as members_views
+    from evershell.orgs.views import blp as org_views
+    from evershell.packs.views import blp as packs_views
+    from evershell.providers.views import blp as providers_views
+    from evershell.roles.views import blp as roles_views
+    from evershell.secrets.views import blp as secrets_views
+    from evershell.secrets.views import credentials_blp as credentials_views
+    return [console, access_views, auth, members_views, apikeys_views, org_views,
+            audit_views, providers_views, roles_views, packs_views, secrets_views,
+            credentials_views]
 
 
 _API_DESCRIPTION = (

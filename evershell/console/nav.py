@@ -18,6 +18,11 @@ class NavEntry:
 
 
 NAV: tuple[NavEntry, ...] = (
+    NavEntry("Roles", "roles_views.index", (Scope.ROLES_READ,)),
+    NavEntry("Providers", "providers_views.index", (Scope.PROVIDERS_READ,)),
+    NavEntry("Packs", "packs_views.index", (Scope.PACKS_READ,)),
+    NavEntry("Secrets", "secrets_views.index", (Scope.SECRETS_READ,)),
+    NavEntry("Credentials", "credentials_views.index", (Scope.CREDENTIALS_READ_OWN,)),
     NavEntry("Members", "members_views.index", (Scope.MEMBERS_READ,)),
     NavEntry("API keys", "apikeys_views.index", (Scope.API_KEYS_READ_OWN,)),
     NavEntry("Audit log", "audit_views.index", (Scope.AUDIT_READ,)),

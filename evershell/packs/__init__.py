@@ -1,0 +1,1 @@
+"""Content packs: versioned, content-hashed file sets mounted read-only into workspaces."""

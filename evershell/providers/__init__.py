@@ -1,0 +1,1 @@
+"""Model providers: anthropic, openai, openai_compatible (any base URL), scripted."""

@@ -1,0 +1,1 @@
+"""Agent roles: model + system prompt + capabilities (caps.yaml) + packs, versioned."""
