@@ -120,6 +120,13 @@ def session(app):
     return db.session
 
 
+@pytest.fixture
+def console_client(app):
+    """``console_client(membership)``: a test client signed in to the console as them."""
+    from tests.support.console import console_client_factory
+    return console_client_factory(app)
+
+
 def table_names(url: str) -> set[str]:
     engine = sa.create_engine(url)
     try:

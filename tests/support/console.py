@@ -1,4 +1,4 @@
-"""``console_client(membership)``: a test client signed in to the console as that member.
+"""Signing a member in to the console for tests: ``console_client(membership)``.
 
 The tokens come from the real local AuthKit-protocol server (the session-wide
 ``localauth`` fixture the app is configured with): its sign-in form issues a code, our
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 import requests
+from flask import Flask
 from flask.testing import FlaskClient
 
 from evershell.access import sessions
@@ -35,8 +35,7 @@ def _idp_tokens(email: str) -> dict:
     return idp.authenticate({"grant_type": "authorization_code", "code": code})
 
 
-@pytest.fixture
-def console_client(app) -> Callable[[Membership], FlaskClient]:
+def console_client_factory(app: Flask) -> Callable[[Membership], FlaskClient]:
     """Make a client signed in as ``membership``; it carries ``csrf_token`` and
     ``console_session`` attributes for tests that post forms or end the session."""
 
