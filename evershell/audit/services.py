@@ -12,14 +12,30 @@ from evershell.audit.models import AuditEntry
 from evershell.core.requests import current_request_id
 from evershell.extensions import db
 
-# Keys whose values never belong in an audit entry, whatever a caller passes.
-_FORBIDDEN_DETAIL_KEYS = {"value", "secret", "password", "token", "key", "material",
-                          "api_key", "private_key", "refresh_token", "access_token"}
+# Detail names that never belong in an audit entry, whatever a caller passes: exact
+# names, and fragments that only secret-bearing names contain. Checked at every depth.
+_FORBIDDEN_NAMES = {"value", "secret", "password", "token", "key", "material", "api_key",
+                    "private_key", "refresh_token", "access_token", "client_secret"}
+_FORBIDDEN_FRAGMENTS = ("secret", "password", "passphrase", "private_key", "_token")
+
+
+def _secret_names(details: Any, path: str = "") -> list[str]:
+    found = []
+    if isinstance(details, dict):
+        for name, value in details.items():
+            lowered = str(name).lower()
+            if lowered in _FORBIDDEN_NAMES or any(f in lowered for f in _FORBIDDEN_FRAGMENTS):
+                found.append(f"{path}{name}")
+            found += _secret_names(value, f"{path}{name}.")
+    elif isinstance(details, list | tuple):
+        for index, item in enumerate(details):
+            found += _secret_names(item, f"{path}{index}.")
+    return found
 
 
 def _clean(details: dict[str, Any] | None) -> dict[str, Any]:
     details = dict(details or {})
-    leaked = _FORBIDDEN_DETAIL_KEYS & {k.lower() for k in details}
+    leaked = _secret_names(details)
     if leaked:
         raise ValueError(f"audit details must not carry secret material: {sorted(leaked)}")
     return details

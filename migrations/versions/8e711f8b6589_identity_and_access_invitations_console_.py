@@ -63,6 +63,12 @@ def upgrade():
     )
     with op.batch_alter_table('audit_entries', schema=None) as batch_op:
         batch_op.create_index('ix_audit_entries_org_id_id', ['org_id', 'id'], unique=False)
+        batch_op.create_index('ix_audit_entries_org_actor_id', ['org_id', 'actor_user_id', 'id'],
+                              unique=False)
+        batch_op.create_index('ix_audit_entries_org_action_id', ['org_id', 'action', 'id'],
+                              unique=False)
+        batch_op.create_index('ix_audit_entries_org_target_id', ['org_id', 'target_id', 'id'],
+                              unique=False)
 
     op.create_table('console_sessions',
     sa.Column('id', sa.String(length=40), nullable=False),
