@@ -52,6 +52,7 @@ class ErrorCode(enum.StrEnum):
     CREDENTIAL_NOT_FOUND = "credential_not_found"
     PROVIDER_NOT_FOUND = "provider_not_found"
     PROVIDER_ARCHIVED = "provider_archived"
+    PROVIDER_IN_USE = "provider_in_use"
     ROLE_NOT_FOUND = "role_not_found"
     ROLE_ARCHIVED = "role_archived"
     VERSION_NOT_FOUND = "version_not_found"

@@ -19,8 +19,9 @@ _last_ms = 0
 _last_rand = 0
 
 PREFIXES = frozenset({
-    "org", "user", "mem", "inv", "key", "aud", "prov", "role", "pack", "cred", "sec",
+    "org", "user", "mem", "inv", "key", "aud", "prov", "role", "pack", "pkv", "cred", "sec",
     "ws", "task", "snap", "evt", "ses",
+    "rolev",
 })
 ID_PATTERN = re.compile(r"^([a-z]+)_([0-9A-HJKMNP-TV-Z]{26})$")
 

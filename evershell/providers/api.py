@@ -1,5 +1,94 @@
 """``/v1/providers``."""
 
-from evershell.core.api import Blueprint
+from flask.views import MethodView
 
-blp = Blueprint("providers", __name__, url_prefix="/v1/providers", description="Model providers.")
+from evershell.access.principal import current_principal
+from evershell.access.routes import Billing, declare
+from evershell.access.scopes import Scope
+from evershell.core.api import Blueprint, ErrorSchema
+from evershell.core.pagination import page_schema
+from evershell.providers import services
+from evershell.providers.schemas import (
+    ProviderCreateSchema,
+    ProviderListArgsSchema,
+    ProviderSchema,
+    ProviderUpdateSchema,
+)
+
+blp = Blueprint("providers", __name__, url_prefix="/v1/providers",
+                description="Model providers: anthropic, openai, openai_compatible (any base "
+                            "URL: vLLM, Ollama, llama.cpp), scripted (plays a stored script). "
+                            "API keys are referenced as secrets, never stored here.")
+NOT_FOUND = "provider_not_found"
+
+
+@blp.route("")
+class Providers(MethodView):
+    @declare(Scope.PROVIDERS_READ, Billing.READ)
+    @blp.arguments(ProviderListArgsSchema, location="query")
+    @blp.response(200, page_schema(ProviderSchema, "ProviderPage"))
+    def get(self, args):
+        """List providers, newest first: active ones, or archived ones with
+        `?archived=true`; `?kind=` narrows to one kind."""
+        return services.list_providers(current_principal(), args["limit"], args["cursor"],
+                                       archived=args["archived"], kind=args["kind"])
+
+    @declare(Scope.PROVIDERS_WRITE, Billing.CREATE, action="provider.create")
+    @blp.arguments(ProviderCreateSchema)
+    @blp.response(201, ProviderSchema)
+    @blp.alt_response(409, schema=ErrorSchema, description="name_taken")
+    def post(self, data):
+        """Create a provider. Each kind has its own rules (see the fields); a base URL is
+        checked against link-local, metadata and (by default) private addresses, and
+        `api_key_secret_id` must name a secret of this organisation."""
+        return services.create(current_principal(), data)
+
+
+@blp.route("/<provider_id>")
+class ProviderById(MethodView):
+    @declare(Scope.PROVIDERS_READ, Billing.READ)
+    @blp.response(200, ProviderSchema)
+    @blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
+    def get(self, provider_id):
+        """Get one provider, archived or not."""
+        return services.get(current_principal(), provider_id)
+
+    @declare(Scope.PROVIDERS_WRITE, Billing.CREATE, action="provider.update")
+    @blp.arguments(ProviderUpdateSchema)
+    @blp.response(200, ProviderSchema)
+    @blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
+    @blp.alt_response(409, schema=ErrorSchema,
+                      description="name_taken, or provider_archived (unarchive first)")
+    def patch(self, data, provider_id):
+        """Change some fields; the others stay. `kind` cannot change. A `null`
+        `base_url` of an anthropic or openai provider restores the default."""
+        return services.update(current_principal(), provider_id, data)
+
+    @declare(Scope.PROVIDERS_WRITE, Billing.WIND_DOWN, action="provider.delete")
+    @blp.response(200, ProviderSchema)
+    @blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
+    @blp.alt_response(409, schema=ErrorSchema,
+                      description="provider_in_use: a role still uses it")
+    def delete(self, provider_id):
+        """Delete a provider for good; answers with it as it was (`status` `deleted`).
+        Archive instead to keep it for history."""
+        return services.delete(current_principal(), provider_id)
+
+
+@blp.route("/<provider_id>/archive", methods=["POST"])
+@declare(Scope.PROVIDERS_WRITE, Billing.WIND_DOWN, action="provider.archive")
+@blp.response(200, ProviderSchema)
+@blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
+def archive(provider_id):
+    """Archive: listed only with `?archived=true`, refused to new roles and tasks
+    (`provider_archived`), read-only until unarchived. Works in every billing posture."""
+    return services.archive(current_principal(), provider_id)
+
+
+@blp.route("/<provider_id>/unarchive", methods=["POST"])
+@declare(Scope.PROVIDERS_WRITE, Billing.CREATE, action="provider.unarchive")
+@blp.response(200, ProviderSchema)
+@blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
+def unarchive(provider_id):
+    """Make an archived provider usable again."""
+    return services.unarchive(current_principal(), provider_id)

@@ -1,11 +1,5 @@
-"""Audit test helpers: entries made through the real writer, and ``console_client``.
-
-``console_client(membership)`` is a test client signed in to the console as that member:
-the real local AuthKit-protocol server (the session-wide ``localauth`` fixture) signs the
-email in and issues tokens, the access token is verified against its JWKS, and the
-console session and sealed ``wos_session`` cookie are made as ``/auth/callback`` makes
-them. (tests/members/conftest.py has the same fixture; it belongs in tests/support.)
-"""
+"""Audit test helpers: entries made through the real writer. (``console_client`` is the
+shared fixture in tests/conftest.py.)"""
 
 from __future__ import annotations
 
