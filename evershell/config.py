@@ -34,7 +34,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WEB_CONCURRENCY", "2", "gunicorn worker processes (gevent workers, for SSE)."),
     Setting("EVERSHELL_BASE_DOMAIN", "",
             "When set, <slug>.<base domain> hosts name an org explicitly (SPEC §3)."),
-    Setting("EVERSHELL_MAX_BODY_BYTES", str(64 * 1024 * 1024),
+    Setting("EVERSHELL_MAX_BODY_BYTES", str(128 * 1024 * 1024),
             "Largest request body accepted; larger bodies get 413 payload_too_large."),
     Setting("EVERSHELL_SQLITE_BUSY_TIMEOUT_MS", "5000",
             "How long a SQLite writer waits for the lock before failing."),
@@ -57,6 +57,19 @@ SETTINGS: tuple[Setting, ...] = (
             "Server secret in the API key hash; changing it invalidates every key."),
     Setting("EVERSHELL_RATE_LIMIT_PER_MINUTE", "600", "Per-org request rate on /v1."),
     Setting("EVERSHELL_RATE_LIMIT_BURST", "120", "Per-org burst above the steady rate."),
+    Setting("EVERSHELL_SECRETS_KEYS", "(derived from SECRET_KEY)",
+            "Key ring encrypting secrets and credentials: comma list of <key id>:<base64 of 32 "
+            "bytes>; the first encrypts, all decrypt (rotation)."),
+    Setting("EVERSHELL_ALLOW_PRIVATE_NETWORKS", "false",
+            "Let providers reach loopback/private/CGNAT addresses (local vLLM, Ollama); "
+            "link-local and cloud metadata addresses stay refused."),
+    Setting("EVERSHELL_BLOB_DIR", "<instance>/blobs",
+            "Content-addressed blob store of content packs (local directory)."),
+    Setting("EVERSHELL_PACK_MAX_BYTES", str(100 * 1024 * 1024),
+            "Largest content-pack version (all files together)."),
+    Setting("EVERSHELL_PACK_MAX_FILE_BYTES", str(25 * 1024 * 1024),
+            "Largest single file in a content pack."),
+    Setting("EVERSHELL_PACK_MAX_FILES", "10000", "Most files in one content-pack version."),
 )
 
 

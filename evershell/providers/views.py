@@ -16,7 +16,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from evershell.access import billing
 from evershell.access.principal import current_principal
 from evershell.access.routes import Billing
-from evershell.access.scopes import Scope, satisfies
+from evershell.access.scopes import Scope
 from evershell.access.web import console_page
 from evershell.core.errors import EvershellError, validation_error
 from evershell.extensions import db
@@ -28,8 +28,9 @@ from evershell.secrets import services as secrets
 blp = Blueprint("providers_views", __name__, url_prefix="/settings/providers")
 LIST_LIMIT = 200  # one page is plenty for a settings screen
 KINDS = [k.value for k in ProviderKind]
-KIND_LABELS = {"anthropic": "Anthropic", "openai": "OpenAI",
-               "openai_compatible": "OpenAI-compatible (vLLM, Ollama, llama.cpp)",
+KIND_NAMES = {"anthropic": "Anthropic", "openai": "OpenAI",
+              "openai_compatible": "OpenAI-compatible", "scripted": "Scripted"}
+KIND_LABELS = {**KIND_NAMES, "openai_compatible": "OpenAI-compatible (vLLM, Ollama, llama.cpp)",
                "scripted": "Scripted (plays a fixed script)"}
 
 
@@ -45,7 +46,7 @@ def _secret_names() -> dict[str, str] | None:
     """Secret names by id for pickers and the list, or None when the person may not read
     secrets (they can still type an id)."""
     principal = current_principal()
-    if not satisfies(principal.scopes, Scope.SECRETS_READ):
+    if not principal.has(Scope.SECRETS_READ):
         return None
     page = secrets.list_secrets(principal, LIST_LIMIT, None)
     return {secret.id: secret.name for secret in page["data"]}
@@ -55,7 +56,7 @@ def _secrets_page() -> str | None:
     """Where to add a secret, for people who may (the page may not be built yet)."""
     principal = current_principal()
     if "secrets_views.index" not in current_app.view_functions or \
-            not satisfies(principal.scopes, Scope.SECRETS_WRITE):
+            not principal.has(Scope.SECRETS_WRITE):
         return None
     return url_for("secrets_views.index")
 
@@ -70,7 +71,7 @@ def _render_list(status: int = 200, **context):
                                         archived=archived)["data"]
     template = "providers/_list.html" if _htmx() else "providers/index.html"
     return render_template(template, providers=providers, archived=archived,
-                           kind_labels=KIND_LABELS, secret_names=_secret_names() or {},
+                           kind_names=KIND_NAMES, secret_names=_secret_names() or {},
                            can_create=_can_create(), status_of=services.status_of,
                            **context), status
 
@@ -125,11 +126,9 @@ def _render_form(provider=None, form=None, errors=None, error=None, status: int 
     errors = {field: _messages(messages) for field, messages in (errors or {}).items()}
     return render_template(template, provider=provider, kind=kind,
                            shown=_shown(provider, form), errors=errors, error=error,
-                           kinds=KINDS,
-                           kind_labels=KIND_LABELS, secret_names=_secret_names(),
+                           kinds=KINDS, kind_labels=KIND_LABELS, secret_names=_secret_names(),
                            default_base_urls=rules.DEFAULT_BASE_URLS,
-                           secrets_url=_secrets_page(),
-                           can_create=_can_create()), status
+                           secrets_url=_secrets_page(), can_create=_can_create()), status
 
 
 def _form_failed(exc: EvershellError, provider=None):
