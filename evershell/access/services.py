@@ -54,6 +54,9 @@ def add_member(org: Org, email: str, role: str, name: str | None = None) -> Memb
     membership = Membership(org_id=org.id, user_id=user.id, role=member_role.value)
     db.session.add(membership)
     db.session.flush()
+    from evershell.audit import services as audit
+    audit.record(org.id, "member.add", "membership", membership.id,
+                 {"email": user.email, "role": member_role.value})
     return membership
 
 

@@ -81,7 +81,8 @@ def create(actor: Principal, name: str, template: str | None = None,
     db.session.add(api_key)
     db.session.flush()
     audit.record(actor.org_id, "api_key.create", "api_key", api_key.id,
-                 {"name": name, "template": template, "scopes": api_key.scopes})
+                 {"name": name, "template": template, "scopes": api_key.scopes},
+                 principal=actor)
     return api_key, secret
 
 
@@ -120,7 +121,7 @@ def revoke(actor: Principal, key_id: str) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = utcnow()
         audit.record(actor.org_id, "api_key.revoke", "api_key", api_key.id,
-                     {"name": api_key.name})
+                     {"name": api_key.name}, principal=actor)
     return api_key
 
 

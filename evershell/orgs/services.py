@@ -31,6 +31,8 @@ def create_org(name: str, slug: str) -> Org:
     org = Org(name=name, slug=slug)
     db.session.add(org)
     db.session.flush()
+    from evershell.audit import services as audit
+    audit.record(org.id, "org.create", "org", org.id, {"name": name, "slug": slug})
     return org
 
 
@@ -52,7 +54,8 @@ def update_org(actor, changes: dict) -> Org:
         if not name:
             raise validation_error({"name": ["Name is required."]})
         if name != org.name:
-            audit.record(org.id, "org.update", "org", org.id, {"name": [org.name, name]})
+            audit.record(org.id, "org.update", "org", org.id, {"name": [org.name, name]},
+                         principal=actor)
             org.name = name
     return org
 

@@ -79,9 +79,9 @@ def test_action_filter_is_exact_or_a_dotted_prefix(client, owner, headers):
 
 
 def test_action_prefix_escapes_like_wildcards(client, owner, headers):
-    rotate = add_entry(owner, "api_key.rotate")
-    add_entry(owner, "apiXkey.rotate")  # "_" would match X if it reached LIKE unescaped
-    assert ids(listing(client, headers, action="api_key.*", actor=owner.user_id)) == \
+    rotate = add_entry(owner, "web_hook.rotate")
+    add_entry(owner, "webXhook.rotate")  # "_" would match X if it reached LIKE unescaped
+    assert ids(listing(client, headers, action="web_hook.*", actor=owner.user_id)) == \
         [rotate.id]
 
 

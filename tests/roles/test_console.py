@@ -58,7 +58,7 @@ def test_the_new_role_form_starts_from_the_starter_caps_and_checks_it(console_cl
     html = text(console_client(owner.membership).get(f"{PAGE}/new"))
     assert "tools: [shell, read_file, write_file, list_files]" in html
     assert 'hx-post="/settings/roles/validate"' in html
-    assert 'hx-trigger="keyup changed delay:400ms, change"' in html
+    assert 'hx-trigger="input changed delay:400ms, change"' in html
     assert 'hx-target="#caps-check"' in html
     assert "Compiles." in html  # the first answer of the live check
     assert f'<option value="{owner.provider.id}" selected>' in html
