@@ -26,7 +26,7 @@ def main() -> None:
 
 def register_commands(app) -> None:
     """Attach our commands to ``app.cli`` (so ``evershell`` and test runners see them)."""
-    for command in (show_config, org, user, apikey, worker, up):
+    for command in (show_config, org, user, apikey, secrets_group, worker, up):
         app.cli.add_command(command)
 
 
@@ -119,6 +119,22 @@ def apikey_create(org_ref: str, user_ref: str, name: str, template: str) -> None
         db.session.rollback()
         _fail(exc)
     click.echo(secret)
+
+
+@click.group("secrets")
+def secrets_group() -> None:
+    """Manage the secrets key ring."""
+
+
+@secrets_group.command("rotate-key")
+@with_appcontext
+def secrets_rotate_key() -> None:
+    """Re-encrypt every secret and credential under the first key of
+    EVERSHELL_SECRETS_KEYS (put the new key first, run this, then drop old keys)."""
+    from evershell.secrets import services
+    done = services.reencrypt_all()
+    click.echo(", ".join(f"{count} {kind} re-encrypted" for kind, count in done.items())
+               or "nothing to re-encrypt")
 
 
 @click.group()

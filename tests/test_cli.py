@@ -49,3 +49,24 @@ def test_user_add_refuses_unknown_org_duplicate_member_and_bad_role(app):
     assert dup.exit_code != 0 and "already_member" in dup.output
     assert run(app, "user", "add", "--org", "acme", "--email", "c@b.test",
                "--role", "admin").exit_code != 0
+
+
+def test_secrets_rotate_key_reencrypts_under_the_new_first_key(app, session, monkeypatch):
+    import base64
+
+    from evershell.secrets import services as secrets
+    from evershell.secrets.models import Secret
+    from tests.factories import make_member, principal_for
+    owner = make_member(role="owner")
+    secret = secrets.create(principal_for(owner), "ROTATED", "value-1")
+    session.commit()
+    old_key = secret.key_id
+    new = base64.b64encode(b"k" * 32).decode()
+    monkeypatch.setitem(app.config, "SECRETS_KEYS", f"k2:{new}")
+    result = run(app, "secrets", "rotate-key")
+    assert result.exit_code == 0, result.output
+    assert "1 secrets re-encrypted" in result.output
+    session.expire_all()
+    row = session.get(Secret, secret.id)
+    assert row.key_id == "k2" != old_key
+    assert secrets.secret_values(owner.org_id, ["ROTATED"])["ROTATED"] == "value-1"

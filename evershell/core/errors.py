@@ -49,6 +49,7 @@ class ErrorCode(enum.StrEnum):
     IDEMPOTENCY_IN_PROGRESS = "idempotency_in_progress"
     NAME_TAKEN = "name_taken"
     SECRET_NOT_FOUND = "secret_not_found"
+    SECRET_IN_USE = "secret_in_use"
     CREDENTIAL_NOT_FOUND = "credential_not_found"
     PROVIDER_NOT_FOUND = "provider_not_found"
     PROVIDER_ARCHIVED = "provider_archived"

@@ -80,6 +80,8 @@ class SecretById(MethodView):
     @declare(S.SECRETS_WRITE, Billing.WIND_DOWN, action="secret.delete")
     @blp.response(200, SecretSchema)
     @blp.alt_response(404, **_404_SECRET)
+    @blp.alt_response(409, schema=ErrorSchema,
+                      description="secret_in_use: a provider's API key refers to it")
     def delete(self, secret_id):
         """Delete a secret; answers with its metadata as it was."""
         return secret_services.delete(current_principal(), secret_id)

@@ -327,3 +327,19 @@ def test_the_openapi_spec_documents_the_routes(client):
     assert "409" in paths["/v1/providers/{provider_id}"]["delete"]["responses"]
     assert "post" in paths["/v1/providers/{provider_id}/archive"]
     assert "ScriptStep" in spec["components"]["schemas"]
+
+
+def test_a_secret_a_provider_uses_cannot_be_deleted(client):
+    from tests.factories import bearer, make_api_key, make_member
+    from tests.providers.conftest import make_provider, make_secret
+    owner = make_member(role="owner")
+    secret_id = make_secret(owner, name="OPENAI_KEY")
+    provider = make_provider(owner, kind="openai", api_key_secret_id=secret_id,
+                             models=["gpt-x"])
+    headers = bearer(make_api_key(owner))
+    refused = client.delete(f"/v1/secrets/{secret_id}", headers=headers)
+    assert refused.status_code == 409
+    assert refused.get_json()["error"]["code"] == "secret_in_use"
+    assert refused.get_json()["error"]["details"]["providers"] == [provider.id]
+    assert client.delete(f"/v1/providers/{provider.id}", headers=headers).status_code == 200
+    assert client.delete(f"/v1/secrets/{secret_id}", headers=headers).status_code == 200
