@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import browser, live_db, live_server, page  # noqa: F401  (fixtures)
 from tests.e2e.pages import Console
 
 pytestmark = pytest.mark.e2e
@@ -36,14 +35,14 @@ def _shot(on_page, name: str) -> None:
 
 
 @pytest.fixture
-def owner(live_server):  # noqa: F811
+def owner(live_server):
     live_server.cli("org", "create", "--name", "Packs Inc", "--slug", "packs-inc")
     email = "owner@packs.test"
     live_server.cli("user", "add", "--org", "packs-inc", "--email", email, "--role", "owner")
     return email
 
 
-def test_upload_a_folder_then_a_new_version(page, live_server, owner, tmp_path):  # noqa: F811
+def test_upload_a_folder_then_a_new_version(page, live_server, owner, tmp_path):
     folder = tmp_path / "handbook"
     (folder / "guides").mkdir(parents=True)
     (folder / "README.md").write_text("# Handbook\n")
