@@ -201,8 +201,7 @@ def up(port: str, host: str) -> None:
         "--access-logfile", "-", "app:app"], env=env)))
     children.append(("worker", subprocess.Popen(
         [os.path.join(exe, "evershell"), "worker"], env=env)))
-    click.echo(f"Evershell is up: http://{host}:{port}/  (Ctrl-C stops everything)")
-    _supervise(children)
+    _supervise(children, f"http://{host}:{port}/")
 
 
 def _start_localauth(env: dict[str, str]) -> subprocess.Popen:
@@ -219,9 +218,12 @@ def _start_localauth(env: dict[str, str]) -> subprocess.Popen:
     return child
 
 
-def _supervise(children: list[tuple[str, subprocess.Popen]]) -> None:
-    """Wait until Ctrl-C/SIGTERM or a child dies, then stop every child, web first."""
+def _supervise(children: list[tuple[str, subprocess.Popen]], url: str) -> None:
+    """Announce the URL once the web process answers; wait until Ctrl-C/SIGTERM or a
+    child dies, then stop every child, web first."""
+    import requests
     stopping = False
+    announced = False
 
     def _stop(_signum, _frame):
         nonlocal stopping
@@ -231,6 +233,13 @@ def _supervise(children: list[tuple[str, subprocess.Popen]]) -> None:
     signal.signal(signal.SIGTERM, _stop)
     failed = None
     while not stopping:
+        if not announced:
+            try:
+                announced = requests.get(url + "health", timeout=0.5).ok
+            except requests.RequestException:
+                pass
+            if announced:
+                click.echo(f"Evershell is up: {url}  (Ctrl-C stops everything)")
         for name, child in children:
             if child.poll() is not None:
                 failed = name

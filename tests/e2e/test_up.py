@@ -16,13 +16,15 @@ from tests.support.processes import BIN, ROOT, evershell_env, free_port, wait_fo
 
 def test_up_serves_runs_a_worker_and_stops_cleanly(tmp_path):
     port = free_port()
-    env = evershell_env(EVERSHELL_INSTANCE_DIR=str(tmp_path), PORT=str(port))
+    env = evershell_env(EVERSHELL_INSTANCE_DIR=str(tmp_path), PORT=str(port),
+                        EVERSHELL_LOCALAUTH_URL=f"http://127.0.0.1:{free_port()}")
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
     proc = subprocess.Popen([str(BIN / "evershell"), "up"], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", proc, seconds=60)
+        wait_for_http(env["EVERSHELL_LOCALAUTH_URL"] + "/health", proc, seconds=30)
         assert requests.get(f"http://127.0.0.1:{port}/sign-in", timeout=5).ok
         # The embedded Redis answers on its socket and the worker registered on it.
         client = redis.Redis.from_url(embedded_redis.url_for(tmp_path))
