@@ -218,40 +218,34 @@ def update(provider_id: str):
     return _to_list(f"Saved provider “{name}”.")
 
 
+def _list_action(action, provider_id: str, notice: str):
+    """Run a service action on one provider and re-render the list with ``notice``
+    (``{name}`` is the provider's name), or the error inline."""
+    try:
+        name = action(current_principal(), provider_id).name
+        db.session.commit()
+    except EvershellError as exc:
+        return _list_failed(exc)
+    return _render_list(notice=notice.format(name=name))
+
+
 @blp.post("/<provider_id>/archive")
 @console_page(requires=Scope.PROVIDERS_WRITE, billing=Billing.WIND_DOWN,
               action="provider.archive")
 def archive(provider_id: str):
-    try:
-        provider = services.archive(current_principal(), provider_id)
-        name = provider.name
-        db.session.commit()
-    except EvershellError as exc:
-        return _list_failed(exc)
-    return _render_list(notice=f"Archived “{name}”. New roles and tasks cannot use it.")
+    return _list_action(services.archive, provider_id,
+                        "Archived “{name}”. New roles and tasks cannot use it.")
 
 
 @blp.post("/<provider_id>/unarchive")
 @console_page(requires=Scope.PROVIDERS_WRITE, billing=Billing.CREATE,
               action="provider.unarchive")
 def unarchive(provider_id: str):
-    try:
-        provider = services.unarchive(current_principal(), provider_id)
-        name = provider.name
-        db.session.commit()
-    except EvershellError as exc:
-        return _list_failed(exc)
-    return _render_list(notice=f"Unarchived “{name}”.")
+    return _list_action(services.unarchive, provider_id, "Unarchived “{name}”.")
 
 
 @blp.post("/<provider_id>/delete")
 @console_page(requires=Scope.PROVIDERS_WRITE, billing=Billing.WIND_DOWN,
               action="provider.delete")
 def delete(provider_id: str):
-    try:
-        provider = services.delete(current_principal(), provider_id)
-        name = provider.name
-        db.session.commit()
-    except EvershellError as exc:
-        return _list_failed(exc)
-    return _render_list(notice=f"Deleted “{name}”.")
+    return _list_action(services.delete, provider_id, "Deleted “{name}”.")
