@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import time
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, redirect, render_template, request, session, url_for
 
 from evershell.access import sessions, signin
 from evershell.access.authkit import identity_provider
@@ -141,5 +141,4 @@ def logout():
         if idp_session_id else signed_out
     response = redirect(target)
     clear_session_cookie(response)
-    current_app.logger.info("signed out")
     return response
