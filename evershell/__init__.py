@@ -11,8 +11,13 @@ from evershell.config import load_config
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def create_app(config: dict | None = None) -> Flask:
-    """Build the web/worker application; ``config`` overrides environment settings."""
+def create_app(config: dict | None = None, *, http: bool = True) -> Flask:
+    """Build the web/worker application; ``config`` overrides environment settings.
+
+    ``http=False`` stops after the database and commands: no API, OpenAPI document or
+    console, which are most of the start-up time (``evershell org create`` and the other
+    admin commands use it; the web and worker processes never do).
+    """
     app = Flask(
         __name__,
         template_folder=str(ROOT / "templates"),
@@ -26,7 +31,6 @@ def create_app(config: dict | None = None) -> Flask:
     init_request_ids(app)
 
     from evershell import models  # noqa: F401  (every table registered before Alembic runs)
-    from evershell.core.api import EvershellApi
     from evershell.core.db import configure_sqlite
     from evershell.extensions import db, migrate
 
@@ -36,8 +40,15 @@ def create_app(config: dict | None = None) -> Flask:
         Path(app.config["INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)
         with app.app_context():
             configure_sqlite(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+    if not http:
+        from evershell.cli import register_commands
+        register_commands(app)
+        return app
+
     # One Api per app (flask-smorest binds an Api to a single app and spec).
-    api = EvershellApi()
+    from evershell.access.openapi import contract_for
+    from evershell.core.api import EvershellApi
+    api = EvershellApi(contract=contract_for(app))
     api.init_app(app, spec_kwargs={"info": {"description": _API_DESCRIPTION}})
     app.extensions["evershell-api"] = api
     for blueprint in api_blueprints():
@@ -45,6 +56,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     from evershell.core.errors import register_error_handlers
     register_error_handlers(app)
+    from evershell.core import inputs
+    inputs.init_app(app)
     from evershell.access import web as access_web
     access_web.init_app(app)
     from evershell.console import nav
@@ -71,8 +84,10 @@ def api_blueprints() -> list:
     from evershell.roles.api import capabilities_blp as capabilities
     from evershell.secrets.api import blp as secrets
     from evershell.secrets.api import credentials_blp as credentials
+    from evershell.tasks.api import blp as tasks
+    from evershell.workspaces.api import blp as workspaces
     return [org, members, api_keys, providers, roles, capabilities, packs, secrets,
-            credentials, audit]
+            credentials, workspaces, tasks, audit]
 
 
 def console_blueprints() -> list:
@@ -89,9 +104,10 @@ def console_blueprints() -> list:
     from evershell.roles.views import blp as roles_views
     from evershell.secrets.views import blp as secrets_views
     from evershell.secrets.views import credentials_blp as credentials_views
+    from evershell.workspaces.views import blp as workspaces_views
     return [console, access_views, auth, members_views, apikeys_views, org_views,
             audit_views, providers_views, roles_views, packs_views, secrets_views,
-            credentials_views]
+            credentials_views, workspaces_views]
 
 
 _API_DESCRIPTION = (
@@ -99,5 +115,10 @@ _API_DESCRIPTION = (
     "(session JWT `eyJ...` or API key `sk_...`). Every error uses the envelope "
     '`{"error": {"code", "message", "request_id", "details"?}}`; `code` is a closed enum '
     "(see the `ErrorBody` schema). Validation errors are 400 `validation_error` with a "
-    "per-field map at `details.fields`."
+    "per-field map at `details.fields`. Every request is held to the same input rules: "
+    "non-empty bodies are `application/json` (uploads `multipart/form-data`; else 415), "
+    "strict JSON (no number over 40 characters, no NaN, at most 64 levels of nesting), no "
+    "NUL or lone surrogate in any text, integers within -2^31..2^31-1, a request line of "
+    "at most 4094 bytes (414 `uri_too_long`) and at most 100 headers of 8190 bytes (431 "
+    "`headers_too_large`)."
 )

@@ -1,15 +1,20 @@
 """The ``evershell`` command: Flask's CLI plus ``up``, ``worker``, ``org``, ``user``, ``config``.
 
 ``evershell db upgrade`` (and the rest of ``db``) comes from Flask-Migrate.
+
+Start-up is kept short: our commands are attached to the group itself, so Click finds
+them without building the app (``config`` never builds it), and every heavy import
+(SQLAlchemy, the services, RQ, requests) happens inside the command that needs it.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-import signal
-import subprocess
 import sys
-import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -18,16 +23,96 @@ from flask.cli import FlaskGroup, with_appcontext
 from evershell import ROOT, create_app
 from evershell.config import SETTINGS
 
+UPGRADE_HINT = "run `evershell db upgrade`"
 
-@click.group(cls=FlaskGroup, create_app=create_app, add_version_option=False)
+
+def _app_for_command():
+    """The app of the command being run: ``up`` and the admin commands, which only touch
+    the database, get one without the HTTP side (``create_app(http=False)``); every
+    other command (db, worker, routes, shell, ...) the whole app."""
+    context = click.get_current_context(silent=True)
+    callback = context.command.callback if context is not None else None
+    return create_app(http=not getattr(callback, "without_http", False))
+
+
+def _without_http(command: Callable) -> Callable:
+    """Mark a command whose app needs no HTTP side (read by ``_app_for_command``)."""
+    command.without_http = True
+    return command
+
+
+@click.group(cls=FlaskGroup, create_app=_app_for_command, add_version_option=False)
 def main() -> None:
     """Evershell control plane."""
 
 
 def register_commands(app) -> None:
-    """Attach our commands to ``app.cli`` (so ``evershell`` and test runners see them)."""
-    for command in (show_config, org, user, apikey, secrets_group, worker, up):
+    """Attach our commands to ``app.cli`` too (so test runners of an app see them)."""
+    for command in COMMANDS:
         app.cli.add_command(command)
+
+
+def needs_database(command: Callable) -> Callable:
+    """Run an admin ``command`` in an app context once the database is reachable and its
+    schema is the code's; otherwise stop with one line naming the fix, never a traceback.
+
+    The app has no HTTP side: a command that needs a service's start-up registrations
+    (``secrets.usage``, say) imports that service itself.
+    """
+
+    @functools.wraps(command)
+    def checked(*args, **kwargs):
+        check_schema()
+        return command(*args, **kwargs)
+
+    return with_appcontext(_without_http(checked))
+
+
+def check_schema() -> None:
+    """Raise a one-line ``ClickException`` unless the database holds the current schema."""
+    import sqlalchemy as sa
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    from evershell.core.errors import EvershellError
+    from evershell.extensions import db
+
+    engine = db.engine
+    where = engine.url.render_as_string(hide_password=True)
+    if engine.url.get_backend_name() == "sqlite":
+        path = engine.url.database
+        if path and path != ":memory:" and not os.path.exists(path):
+            # Connecting would create an empty file; say what to do instead.
+            raise click.ClickException(f"no database at {path}: {UPGRADE_HINT}")
+    try:
+        # The session's own connection: on SQLite a second one would queue behind the
+        # write lock the session's transaction may hold (core/db.py begins IMMEDIATE).
+        current = set(MigrationContext.configure(db.session.connection()).get_current_heads())
+        db.session.commit()
+    except sa.exc.DBAPIError as exc:
+        db.session.rollback()
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise click.ClickException(f"cannot reach the database {where}: {reason}") from None
+    except EvershellError as exc:  # SQLite's write lock held too long by a server
+        raise click.ClickException(f"{exc.code.value}: {exc.message}") from None
+    if not current:
+        raise click.ClickException(
+            f"the database {where} has no Evershell schema yet: {UPGRADE_HINT}")
+    scripts = ScriptDirectory(current_app.extensions["migrate"].directory)
+    heads = set(scripts.get_heads())
+    if current == heads:
+        return
+    try:
+        for revision in current:
+            scripts.get_revision(revision)
+    except CommandError:
+        raise click.ClickException(
+            f"the database {where} is at schema {', '.join(sorted(current))}, newer than "
+            "this Evershell's migrations: update Evershell") from None
+    raise click.ClickException(
+        f"the database {where} is at schema {', '.join(sorted(current))}, older than this "
+        f"Evershell's {', '.join(sorted(heads))}: {UPGRADE_HINT}")
 
 
 def _fail(exc: Exception) -> None:
@@ -53,7 +138,7 @@ def org() -> None:
 @org.command("create")
 @click.option("--name", required=True)
 @click.option("--slug", required=True)
-@with_appcontext
+@needs_database
 def org_create(name: str, slug: str) -> None:
     """Create an org and print its id."""
     from evershell.extensions import db
@@ -72,7 +157,7 @@ def org_create(name: str, slug: str) -> None:
 @click.argument("posture", type=click.Choice(["active", "trial", "past_due", "decommissioning"]))
 @click.option("--trial-ends", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
               default=None, help="UTC date (or date-time) a trial ends")
-@with_appcontext
+@needs_database
 def org_set_billing(org_ref: str, posture: str, trial_ends) -> None:
     """Set an org's billing posture."""
     from datetime import UTC
@@ -100,7 +185,7 @@ def apikey() -> None:
 @click.option("--name", required=True)
 @click.option("--template", default="full", show_default=True,
               type=click.Choice(["full", "read_only", "tasks_only"]))
-@with_appcontext
+@needs_database
 def apikey_create(org_ref: str, user_ref: str, name: str, template: str) -> None:
     """Create an API key for a member and print the secret (shown once)."""
     from evershell.access import services as access
@@ -127,7 +212,7 @@ def secrets_group() -> None:
 
 
 @secrets_group.command("rotate-key")
-@with_appcontext
+@needs_database
 def secrets_rotate_key() -> None:
     """Re-encrypt every secret and credential under the first key of
     EVERSHELL_SECRETS_KEYS (put the new key first, run this, then drop old keys)."""
@@ -147,7 +232,7 @@ def user() -> None:
 @click.option("--email", required=True)
 @click.option("--role", required=True, type=click.Choice(["owner", "operator", "member"]))
 @click.option("--name", default=None)
-@with_appcontext
+@needs_database
 def user_add(org_ref: str, email: str, role: str, name: str | None) -> None:
     """Add a user (created if new) to an org and print the user id."""
     from evershell.access import services as access
@@ -166,45 +251,143 @@ def user_add(org_ref: str, email: str, role: str, name: str | None) -> None:
 @click.option("--burst", is_flag=True, help="Process what is queued, then exit.")
 @with_appcontext
 def worker(burst: bool) -> None:
-    """Run an RQ worker on the configured queues (scheduler on)."""
-    from rq import Worker
-
+    """Run an RQ worker on the configured queues, with the reaper. RQ's scheduler is off:
+    nothing is enqueued for later, and its forked process would outlive a killed worker.
+    Refuses to start on a host that cannot run sandboxes (see `evershell doctor`)."""
+    from evershell.core.worker import EvershellWorker, Reaper
     from evershell.extensions import get_redis
+    from evershell.sandbox import doctor
+    from evershell.sandbox.backend import HostNotReady
+    check_schema()
+    try:
+        doctor.check_host(Path(current_app.config["SANDBOX_ROOT"]))
+    except HostNotReady as exc:
+        raise click.ClickException(f"{exc}\nRun `evershell doctor` for the details.") \
+            from None
     queues = current_app.config["QUEUES"]
-    Worker(queues, connection=get_redis()).work(with_scheduler=True, burst=burst)
+    if not burst:
+        Reaper(current_app._get_current_object(),
+               current_app.config["REAPER_INTERVAL_SECONDS"]).start()
+    EvershellWorker(queues, connection=get_redis()).work(burst=burst)
+
+
+@click.command("gc")
+@click.option("--retention-days", type=click.IntRange(min=0), default=None,
+              help="Keep deleted workspaces' snapshots this long "
+                   "(default EVERSHELL_SNAPSHOT_RETENTION_DAYS).")
+@click.option("--verbose", "-v", is_flag=True, help="List every blob freed.")
+@needs_database
+def gc_command(retention_days: int | None, verbose: bool) -> None:
+    """Free what nothing references: deleted workspaces past the retention and their
+    snapshots, unreferenced snapshot and pack blobs, expired idempotency keys."""
+    from evershell import gc
+
+    freed = gc.collect(retention_days)
+    if verbose:
+        for line in freed.details:
+            click.echo(f"  freed {line}")
+    click.echo(f"Freed {freed.workspaces} deleted workspace(s) with {freed.snapshots} "
+               f"snapshot record(s), {freed.snapshot_blobs} snapshot blob(s) and "
+               f"{freed.pack_blobs} pack blob(s) ({freed.bytes:,} bytes), and "
+               f"{freed.idempotency_keys} expired idempotency key(s).")
+
+
+@click.command("doctor")
+@with_appcontext
+def doctor_command() -> None:
+    """What this host uses to run sandboxes: bubblewrap, user namespaces, cgroups, and
+    which mechanism enforces each limit. Exits non-zero when something is missing."""
+    from evershell.sandbox import doctor
+
+    rows = doctor.report()
+    width = max(len(item) for item, _detail, _ok in rows)
+    for item, detail, ok in rows:
+        click.echo(f"{'ok  ' if ok else 'MISSING'.ljust(4)} {item.ljust(width)}  {detail}")
+    if not all(ok for _item, _detail, ok in rows):
+        raise SystemExit(1)
 
 
 @click.command("up")
 @click.option("--port", default=lambda: os.environ.get("PORT", "8000"), show_default="8000")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @with_appcontext
+@_without_http  # it only upgrades the database; its web and worker build their own apps
 def up(port: str, host: str) -> None:
-    """Run everything for local use: database upgrade, embedded Redis, web and worker."""
+    """Run everything for local use, in the foreground: database upgrade, embedded Redis,
+    local sign-in, web and worker. Ctrl-C stops them all (the web and worker first)."""
+    import sqlalchemy as sa
+
+    from evershell.core.embedded_redis import EmbeddedRedisError
+    from evershell.core.supervisor import Supervisor
+    from evershell.secrets.crypto import KeyConfigError
+
+    supervisor = Supervisor()
+    # Before anything starts: a Ctrl-C during start-up stops cleanly too.
+    supervisor.install_signal_handlers()
+    with _one_up_per_instance(current_app.config["INSTANCE_DIR"]):
+        try:
+            _start(supervisor, host, port)
+            failed = _supervise(supervisor, f"http://{host}:{port}/")
+        except (EmbeddedRedisError, KeyConfigError) as exc:
+            raise click.ClickException(str(exc)) from None
+        except sa.exc.DBAPIError as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            raise click.ClickException(f"cannot upgrade the database: {reason}") from None
+        finally:
+            supervisor.stop_all()
+    if failed:
+        raise click.ClickException(f"{failed} exited unexpectedly; everything was stopped")
+    click.echo("Evershell stopped.")
+
+
+def _start(supervisor, host: str, port: str) -> None:
+    """Upgrade the database, then start each child unless a stop was asked for meanwhile."""
     from flask_migrate import upgrade
 
     from evershell.core import embedded_redis
+    from evershell.secrets.crypto import derived_key_warning
 
+    config = current_app.config
+    instance_dir = config["INSTANCE_DIR"]
+    warning = derived_key_warning(current_app)  # a malformed key ring stops us here
     upgrade()
-    env = dict(os.environ, EVERSHELL_INSTANCE_DIR=current_app.config["INSTANCE_DIR"])
-    children: list[tuple[str, subprocess.Popen]] = []
-    if not current_app.config.get("REDIS_URL"):
+    if warning:
+        click.echo(f"Warning: {warning}", err=True)
+    if config.get("DEMO", True):
+        from evershell.demo import ROLE_NAME, ensure_demo
+        demo_owner = ensure_demo()
+        if demo_owner:
+            click.echo(f"Created a demo org (no org existed): sign in as {demo_owner} and "
+                       f"submit a task with a text file to the role {ROLE_NAME!r}; it runs "
+                       f"offline, with no model API key.")
+    env = dict(os.environ, EVERSHELL_INSTANCE_DIR=instance_dir)
+    if not config.get("REDIS_URL") and not supervisor.stop_requested:
+        if embedded_redis.answering(instance_dir):
+            # Left running in the background by a process started outside `up`; `up`
+            # runs its own in the foreground, so that Ctrl-C leaves nothing behind.
+            click.echo("Stopping the embedded Redis left running in the background.")
+            embedded_redis.shutdown(instance_dir)
         redis_child = embedded_redis.ensure_running(
-            current_app.config["INSTANCE_DIR"], daemonize=False)
+            instance_dir, daemonize=False, popen_kwargs=supervisor.popen_kwargs())
         if redis_child is not None:
-            children.append(("redis", redis_child))
+            supervisor.adopt("redis", redis_child)
+        # The children use this one, and never start a background Redis of their own.
+        env["REDIS_URL"] = embedded_redis.url_for(instance_dir)
     exe = os.path.dirname(sys.executable)
-    if not current_app.config.get("WORKOS_CLIENT_ID"):
-        children.append(("localauth", _start_localauth(env)))
-    children.append(("web", subprocess.Popen([
-        os.path.join(exe, "gunicorn"), "--chdir", str(ROOT), "-k", "gevent",
-        "-w", os.environ.get("WEB_CONCURRENCY", "2"), "-b", f"{host}:{port}",
-        "--access-logfile", "-", "app:app"], env=env)))
-    children.append(("worker", subprocess.Popen(
-        [os.path.join(exe, "evershell"), "worker"], env=env)))
-    _supervise(children, f"http://{host}:{port}/")
+    if not config.get("WORKOS_CLIENT_ID") and not supervisor.stop_requested:
+        _start_localauth(supervisor, env)
+    if not supervisor.stop_requested:
+        supervisor.spawn("web", [
+            os.path.join(exe, "gunicorn"), "--chdir", str(ROOT), "-k", "evershell.server.Worker",
+            "-w", os.environ.get("WEB_CONCURRENCY", "2"), "-b", f"{host}:{port}",
+            # Open event streams must not hold a Ctrl-C for gunicorn's default 30 s.
+            "--graceful-timeout", "5", "--access-logfile", "-", "app:app"], env)
+    if not supervisor.stop_requested:
+        supervisor.spawn("worker", [os.path.join(exe, "evershell"), "worker"], env,
+                         second_sigterm=True)
 
 
-def _start_localauth(env: dict[str, str]) -> subprocess.Popen:
+def _start_localauth(supervisor, env: dict[str, str]) -> None:
     """The local AuthKit-protocol server, when no AuthKit is configured."""
     from urllib.parse import urlsplit
     url = urlsplit(current_app.config["LOCALAUTH_URL"])
@@ -213,48 +396,56 @@ def _start_localauth(env: dict[str, str]) -> subprocess.Popen:
                      LOCALAUTH_ISSUER=current_app.config["LOCALAUTH_URL"],
                      LOCALAUTH_KEY_FILE=os.path.join(current_app.config["INSTANCE_DIR"],
                                                      "localauth-key.pem"))
-    child = subprocess.Popen([sys.executable, "-m", "evershell.localauth"], env=local_env)
+    supervisor.spawn("localauth", [sys.executable, "-m", "evershell.localauth"], local_env)
     click.echo(f"Local sign-in (no AuthKit configured): {current_app.config['LOCALAUTH_URL']}")
-    return child
 
 
-def _supervise(children: list[tuple[str, subprocess.Popen]], url: str) -> None:
-    """Announce the URL once the web process answers; wait until Ctrl-C/SIGTERM or a
-    child dies, then stop every child, web first."""
+def _supervise(supervisor, url: str) -> str | None:
+    """Announce the URL once the web process answers; return when a stop is asked for
+    (Ctrl-C, SIGTERM, SIGHUP) or with the name of the first child that exited."""
     import requests
-    stopping = False
     announced = False
-
-    def _stop(_signum, _frame):
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    failed = None
-    while not stopping:
+    while not supervisor.stop_requested:
+        failed = supervisor.exited()
+        if failed:
+            return failed
         if not announced:
             try:
-                announced = requests.get(url + "health", timeout=0.5).ok
+                # Long enough for a booting worker: each timed-out probe would still be
+                # answered later, and fill the access log.
+                announced = requests.get(url + "health", timeout=3).ok
             except requests.RequestException:
                 pass
             if announced:
-                click.echo(f"Evershell is up: {url}  (Ctrl-C stops everything)")
-        for name, child in children:
-            if child.poll() is not None:
-                failed = name
-                stopping = True
-                break
-        time.sleep(0.2)
-    for _name, child in reversed(children):
-        if child.poll() is None:
-            child.terminate()
-    deadline = time.monotonic() + 15
-    for _name, child in reversed(children):
+                click.echo(f"Evershell is up: {url}  (runs in the foreground; "
+                           "Ctrl-C stops everything)")
+        supervisor.sleep(0.5)
+    click.echo("Stopping Evershell…")
+    return None
+
+
+@contextmanager
+def _one_up_per_instance(instance_dir: str) -> Iterator[None]:
+    """Refuse a second `evershell up` on the same instance dir (it would share the Redis
+    socket and the SQLite file, and stop the other's Redis)."""
+    import fcntl
+    os.makedirs(instance_dir, exist_ok=True)
+    with open(os.path.join(instance_dir, "up.lock"), "a+") as lock:
         try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-    if failed:
-        raise click.ClickException(f"{failed} exited unexpectedly; everything was stopped")
-    click.echo("Evershell stopped.")
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            raise click.ClickException(
+                f"evershell up is already running for {instance_dir} (pid {holder})") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
+
+
+COMMANDS = (show_config, org, user, apikey, secrets_group, worker, doctor_command, gc_command,
+            up)
+for _command in COMMANDS:
+    main.add_command(_command)

@@ -20,8 +20,11 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("EVERSHELL_INSTANCE_DIR", "./instance",
-            "Local state: the SQLite file, the embedded Redis socket and data, generated keys."),
+    Setting("EVERSHELL_INSTANCE_DIR", "<project>/instance",
+            "Local state: the SQLite file, the embedded Redis socket and data, generated keys. "
+            "The default is found from the code's location, never the working directory: "
+            "instance/ next to the evershell package in a checkout (pip install -e), else "
+            "$XDG_DATA_HOME/evershell (~/.local/share/evershell)."),
     Setting("DATABASE_URL", "sqlite:///<instance>/evershell.db",
             "SQLAlchemy URL. postgresql://user@host/db selects PostgreSQL (driver psycopg 3)."),
     Setting("REDIS_URL", "(embedded)",
@@ -70,6 +73,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EVERSHELL_PACK_MAX_FILE_BYTES", str(25 * 1024 * 1024),
             "Largest single file in a content pack."),
     Setting("EVERSHELL_PACK_MAX_FILES", "10000", "Most files in one content-pack version."),
+    Setting("EVERSHELL_UPLOAD_MAX_FILE_BYTES", str(25 * 1024 * 1024),
+            "Largest single file a task is submitted with."),
+    Setting("EVERSHELL_UPLOAD_MAX_BYTES", str(100 * 1024 * 1024),
+            "Largest total of the files one task is submitted with."),
+    Setting("EVERSHELL_DEMO", "true",
+            "`evershell up` creates the offline demo org when no org exists yet."),
+    Setting("EVERSHELL_ENVIRONMENTS", "",
+            'Sandbox environment profiles, JSON: {"name": {"description": "…", "limits": '
+            '{"memory_mb": 1024}}}; limits are ceilings over a role\'s caps. `default` '
+            "always exists."),
+    Setting("EVERSHELL_SANDBOX_ROOT", "<instance>/sandboxes",
+            "Where live workspaces' /data directories are materialised on a worker."),
+    Setting("EVERSHELL_SANDBOX_UIDS", "200000-265535",
+            "Host uids sandboxed commands run as: one per live workspace, from this range."),
+    Setting("EVERSHELL_REAPER_INTERVAL_SECONDS", "30",
+            "How often a worker's reaper looks for workspaces whose job died."),
+    Setting("EVERSHELL_SNAPSHOT_RETENTION_DAYS", "30",
+            "How long `evershell gc` keeps the snapshots of deleted workspaces."),
 )
 
 
@@ -81,6 +102,19 @@ def env(name: str) -> str | None:
 
 def _default_for(name: str) -> str:
     return next(s.default for s in SETTINGS if s.env == name)
+
+
+def default_instance_dir() -> Path:
+    """``instance/`` of the checkout holding this code, wherever the command runs from.
+
+    A checkout (``pip install -e``) keeps its state next to the package; an installed
+    package has no project directory of its own, so it uses the user's data directory.
+    """
+    project = Path(__file__).resolve().parent.parent
+    if (project / "pyproject.toml").is_file():
+        return project / "instance"
+    data_home = env("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "evershell"
 
 
 def _persistent_secret(path: Path) -> str:
@@ -108,7 +142,7 @@ def load_config(overrides: dict | None = None) -> dict:
     overrides = dict(overrides or {})
     instance_dir = Path(
         overrides.pop("INSTANCE_DIR", None) or env("EVERSHELL_INSTANCE_DIR")
-        or _default_for("EVERSHELL_INSTANCE_DIR")
+        or default_instance_dir()
     ).resolve()
     database_url = overrides.pop("DATABASE_URL", None) or env("DATABASE_URL") \
         or f"sqlite:///{instance_dir / 'evershell.db'}"
@@ -139,6 +173,18 @@ def load_config(overrides: dict | None = None) -> dict:
         "RATE_LIMIT_BURST": int(env("EVERSHELL_RATE_LIMIT_BURST")
                                 or _default_for("EVERSHELL_RATE_LIMIT_BURST")),
         "QUEUES": (env("EVERSHELL_QUEUES") or _default_for("EVERSHELL_QUEUES")).split(","),
+        "ENVIRONMENTS": env("EVERSHELL_ENVIRONMENTS"),
+        "DEMO": (env("EVERSHELL_DEMO") or "true").lower() not in ("0", "false", "no", "off"),
+        "UPLOAD_MAX_FILE_BYTES": int(env("EVERSHELL_UPLOAD_MAX_FILE_BYTES")
+                                     or _default_for("EVERSHELL_UPLOAD_MAX_FILE_BYTES")),
+        "UPLOAD_MAX_BYTES": int(env("EVERSHELL_UPLOAD_MAX_BYTES")
+                                or _default_for("EVERSHELL_UPLOAD_MAX_BYTES")),
+        "SANDBOX_ROOT": env("EVERSHELL_SANDBOX_ROOT") or str(instance_dir / "sandboxes"),
+        "SANDBOX_UIDS": env("EVERSHELL_SANDBOX_UIDS") or _default_for("EVERSHELL_SANDBOX_UIDS"),
+        "REAPER_INTERVAL_SECONDS": float(env("EVERSHELL_REAPER_INTERVAL_SECONDS")
+                                         or _default_for("EVERSHELL_REAPER_INTERVAL_SECONDS")),
+        "SNAPSHOT_RETENTION_DAYS": int(env("EVERSHELL_SNAPSHOT_RETENTION_DAYS")
+                                       or _default_for("EVERSHELL_SNAPSHOT_RETENTION_DAYS")),
         # flask-smorest: OpenAPI 3.1 at /v1/openapi.json, Swagger UI at /v1/docs from static/.
         "API_TITLE": "Evershell",
         "API_VERSION": "v1",

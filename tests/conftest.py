@@ -15,6 +15,7 @@ from sqlalchemy import orm
 
 from evershell import create_app
 from evershell.core import embedded_redis
+from evershell.core.db import BEGIN_OPTION
 from evershell.extensions import db, get_redis
 from tests.support.databases import recreate_database
 
@@ -64,8 +65,21 @@ def localauth(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def app_config(database_url, redis_url, localauth, tmp_path_factory) -> dict:
+def sandbox_root() -> Iterator[str]:
+    """Live workspace directories: under a directory every user can traverse, as a
+    sandbox root must be (pytest's own temporary directories are private to root)."""
+    import shutil
+    import tempfile
+    root = tempfile.mkdtemp(prefix="evershell-sandboxes-")
+    os.chmod(root, 0o711)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def app_config(database_url, redis_url, localauth, sandbox_root, tmp_path_factory) -> dict:
     return {
+        "SANDBOX_ROOT": sandbox_root,
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "LOCALAUTH_URL": localauth.issuer,
@@ -94,7 +108,9 @@ def _isolated(request) -> Iterator[None]:
     app: Flask = request.getfixturevalue("app")
     with app.app_context():
         get_redis().flushdb()
-        connection = db.engine.connect()
+        # Deferred on SQLite, so a test that opens a second connection is not locked out
+        # before its outer transaction has written anything.
+        connection = db.engine.connect().execution_options(**{BEGIN_OPTION: "DEFERRED"})
         transaction = connection.begin()
         original = db.session
         # Service commits release a SAVEPOINT; the outer transaction is never committed.

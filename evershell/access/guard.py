@@ -1,17 +1,19 @@
 """What happens around every declared ``/v1`` view, in order:
 authenticate (401) → org host check (403) → rate limit (429) → scopes (403, audited for
-mutations) → billing class (423) → the view → commit, or roll back on any error.
+mutations) → billing class (423) → media type (415) → ``Idempotency-Key`` claim or replay
+(create-class POSTs, ``idempotency``) → the view → commit, or roll back on any error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import g, request
+from flask import Response, g, request
 
-from evershell.access import billing, ratelimit
+from evershell.access import billing, idempotency, ratelimit
 from evershell.access.authn import authenticate, cookie_principal
 from evershell.access.routes import Billing, Declaration, mutating_method, require
+from evershell.core import inputs
 from evershell.core.errors import EvershellError
 from evershell.extensions import db
 from evershell.orgs.models import Org
@@ -32,20 +34,33 @@ def run_guarded(declaration: Declaration, view: Callable, args: tuple, kwargs: d
         verdict = ratelimit.enforce(principal.org_id)
         if verdict is not None:
             g.rate_limit_headers = verdict.headers()
+    claim = None
     try:
         require(declaration.requires, principal.scopes)
         if declaration.billing is Billing.CREATE:
             billing.ensure_can_create(db.session.get(Org, principal.org_id))
+        if mutating and not console:
+            inputs.ensure_body(view)
+        if not console:
+            claim = idempotency.claim(declaration)
+            if isinstance(claim, Response):
+                return claim  # a retry: the first request's stored answer
         result = view(*args, **kwargs)
+        if claim is not None:
+            result = claim.store(result)  # in the mutation's transaction
         db.session.commit()
         return result
     except EvershellError as exc:
         db.session.rollback()
+        if claim is not None:
+            claim.settle_error(exc)
         if exc.status == 403 and mutating:
             _audit_denied(declaration, exc)
         raise
-    except BaseException:
+    except BaseException as exc:
         db.session.rollback()
+        if claim is not None and isinstance(exc, Exception):
+            claim.release()  # a died request (not an Exception) leaves its claim to lapse
         raise
 
 

@@ -39,6 +39,9 @@ class Membership(Timestamped, db.Model):
     )
 
 
+PENDING_INVITATION = "accepted_at IS NULL AND revoked_at IS NULL"
+
+
 class Invitation(Timestamped, db.Model):
     """An email invited to an org with a role; claimed at sign-in by that verified email."""
 
@@ -60,6 +63,11 @@ class Invitation(Timestamped, db.Model):
     __table_args__ = (
         sa.CheckConstraint("role in ('owner', 'operator', 'member')", name="role"),
         sa.Index("ix_invitations_email", "email"),
+        # At most one pending invitation per email and org: two invites at once cannot
+        # both leave a live link (members.services.invite retries the loser).
+        sa.Index("uq_invitations_pending_email", "org_id", "email", unique=True,
+                 sqlite_where=sa.text(PENDING_INVITATION),
+                 postgresql_where=sa.text(PENDING_INVITATION)),
     )
 
 

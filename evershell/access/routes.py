@@ -100,17 +100,19 @@ def declarations(app: Flask) -> Iterator[tuple[str, str, str, Declaration | None
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/v1"):
             continue
-        view = app.view_functions[rule.endpoint]
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            if rule.endpoint in PUBLIC_ENDPOINTS:
-                yield rule.rule, method, rule.endpoint, Declaration(
-                    AUTHENTICATED, Billing.READ, public=True)
-                continue
-            target = view
-            view_class = getattr(view, "view_class", None)
-            if view_class is not None:
-                target = getattr(view_class, method.lower(), None)
-            yield rule.rule, method, rule.endpoint, getattr(target, "evershell_declaration", None)
+            yield rule.rule, method, rule.endpoint, declaration_of(app, rule.endpoint, method)
+
+
+def declaration_of(app: Flask, endpoint: str, method: str) -> Declaration | None:
+    """The declaration of ``endpoint``'s view for ``method``; None if it has none."""
+    if endpoint in PUBLIC_ENDPOINTS:
+        return Declaration(AUTHENTICATED, Billing.READ, public=True)
+    target = app.view_functions[endpoint]
+    view_class = getattr(target, "view_class", None)
+    if view_class is not None:
+        target = getattr(view_class, method.lower(), None)
+    return getattr(target, "evershell_declaration", None)
 
 
 def current_declaration() -> Declaration | None:

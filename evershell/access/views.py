@@ -10,6 +10,7 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 from evershell.access import sessions, signin
 from evershell.access.authkit import identity_provider
 from evershell.access.web import clear_session_cookie, set_session_cookie
+from evershell.core.db import declare_writes
 from evershell.core.errors import EvershellError
 from evershell.extensions import db
 from evershell.orgs.models import Org
@@ -28,10 +29,24 @@ def _safe_next(target: str | None) -> str:
 def _sign_in_page(error: str | None = None, status: int = 200):
     idp = identity_provider()
     next_path = request.args.get("next")
-    login_url = url_for("auth.login", next=next_path) if next_path else url_for("auth.login")
-    return render_template(
+    invitation = invitation_link = None
+    if "invitation" in request.args:
+        from evershell.members.services import invitation_preview  # members import access
+        invitation = invitation_preview(request.args.get("invitation"))
+        invitation_link = True
+    login_args = {"next": next_path} if next_path else {}
+    if invitation:
+        login_args["login_hint"] = invitation["email"]
+    response = render_template(
         "access/sign_in.html", idp_name="AuthKit" if not idp.is_local else "local sign-in",
-        idp_is_local=idp.is_local, login_url=login_url, error=error), status
+        idp_is_local=idp.is_local, login_url=url_for("auth.login", **login_args),
+        error=error, invitation=invitation, invitation_link=invitation_link)
+    headers = {}
+    if invitation_link:
+        # The link's id is its secret: not in caches, nor in a Referer to the sign-in
+        # provider.
+        headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    return response, status, headers
 
 
 PENDING_TTL = 600  # seconds to choose an org after the code exchange
@@ -73,6 +88,7 @@ def login():
 
 @auth.get("/callback")
 def callback():
+    declare_writes(db.session)  # signs a user in: users, invitations, audit
     flow = session.pop("auth_flow", None)
     if request.args.get("error"):
         return _sign_in_page(f"Sign-in was not completed: "
@@ -127,6 +143,7 @@ def choose_org():
 
 @auth.route("/logout", methods=["GET", "POST"])
 def logout():
+    declare_writes(db.session)  # a GET may end the session row
     value = request.cookies.get(sessions.COOKIE_NAME)
     idp_session_id = None
     if value:

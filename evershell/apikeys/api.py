@@ -15,6 +15,7 @@ from evershell.apikeys.schemas import (
     TemplateListSchema,
 )
 from evershell.core.api import Blueprint
+from evershell.core.errors import ErrorCode as E
 from evershell.core.pagination import PageArgsSchema, page_schema
 
 blp = Blueprint("api_keys", __name__, url_prefix="/v1/api-keys",
@@ -48,16 +49,18 @@ class ApiKeys(MethodView):
         return api_key
 
 
-@blp.route("/<key_id>")
+@blp.route("/<id:key_id>")
 class ApiKeyById(MethodView):
     @declare(READ, Billing.READ)
     @blp.response(200, ApiKeySchema)
+    @blp.errors(E.API_KEY_NOT_FOUND)
     def get(self, key_id):
         """Get one API key (never its secret)."""
         return services.get(current_principal(), key_id)
 
     @declare(WRITE, Billing.WIND_DOWN, action="api_key.revoke")
     @blp.response(200, ApiKeySchema)
+    @blp.errors(E.API_KEY_NOT_FOUND)
     def delete(self, key_id):
         """Revoke an API key; it stops working at once."""
         return services.revoke(current_principal(), key_id)

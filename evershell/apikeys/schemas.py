@@ -30,10 +30,24 @@ class ApiKeyCreatedSchema(ApiKeySchema):
 
 
 class ApiKeyCreateSchema(ma.Schema):
-    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    template = ma.fields.Enum(KeyTemplate, by_value=True, load_default=None)
-    scopes = ma.fields.List(ma.fields.Enum(Scope, by_value=True), load_default=None)
-    expires_at = ma.fields.AwareDateTime(load_default=None, default_timezone=None)
+    """Exactly one of ``template`` and ``scopes``."""
+
+    class Meta:
+        openapi = {"oneOf": [{"required": ["template"]}, {"required": ["scopes"]}]}
+
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200),
+                            metadata={"pattern": r"\S"})
+    template = ma.fields.Enum(KeyTemplate, by_value=True, load_default=None, allow_none=False)
+    scopes = ma.fields.List(ma.fields.Enum(Scope, by_value=True), load_default=None,
+                            allow_none=False, validate=ma.validate.Length(min=1), metadata={
+                                "description": "Only scopes the creator holds (else 403)"})
+    expires_at = ma.fields.AwareDateTime(load_default=None, default_timezone=None, metadata={
+        "description": "In the future, with a timezone; default: never"})
+
+    @ma.validates_schema
+    def _template_xor_scopes(self, data, **_kwargs):
+        if (data.get("template") is None) == (data.get("scopes") is None):
+            raise ma.ValidationError("Give exactly one of template or scopes.", "template")
 
 
 class ApiKeyVerifySchema(ma.Schema):

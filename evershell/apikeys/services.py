@@ -18,7 +18,7 @@ from evershell.access.scopes import (
 from evershell.apikeys import keys
 from evershell.apikeys.models import ApiKey
 from evershell.audit import services as audit
-from evershell.core.db import utcnow
+from evershell.core.db import declare_writes, utcnow
 from evershell.core.errors import ErrorCode, EvershellError, validation_error
 from evershell.core.pagination import paginate
 from evershell.extensions import db
@@ -97,6 +97,18 @@ def list_keys(actor: Principal, limit: int, cursor: str | None) -> dict:
     return paginate(db.session, _visible(actor), ApiKey.id, limit, cursor)
 
 
+def creators(keys_: list[ApiKey]) -> dict[str, str]:
+    """Who created each of ``keys_``, by user id: the name, else the email (one query
+    for the whole list)."""
+    from evershell.access.models import User
+    user_ids = {k.created_by_user_id for k in keys_ if k.created_by_user_id}
+    if not user_ids:
+        return {}
+    rows = db.session.execute(sa.select(User.id, User.name, User.email)
+                              .where(User.id.in_(user_ids)))
+    return {user_id: name or email for user_id, name, email in rows}
+
+
 def get(actor: Principal, key_id: str) -> ApiKey:
     api_key = db.session.scalar(sa.select(ApiKey).where(
         ApiKey.id == key_id, ApiKey.org_id == actor.org_id))
@@ -158,6 +170,7 @@ def _touch(api_key: ApiKey) -> None:
     if api_key.last_used_at is not None and now - api_key.last_used_at < LAST_USED_RESOLUTION:
         return
     cutoff = now - LAST_USED_RESOLUTION
+    declare_writes(db.session)  # a GET's read transaction becomes a writing one
     statement = sa.update(ApiKey).where(
         ApiKey.id == api_key.id,
         sa.or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < cutoff),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, render_template, request
 
 from evershell.access.principal import current_principal
@@ -9,10 +11,15 @@ from evershell.access.routes import Billing
 from evershell.access.scopes import TEMPLATE_DESCRIPTIONS, Scope
 from evershell.access.web import console_page
 from evershell.apikeys import services
-from evershell.core.errors import EvershellError
+from evershell.core.db import utcnow
+from evershell.core.errors import EvershellError, validation_error
 from evershell.extensions import db
 
 blp = Blueprint("apikeys_views", __name__, url_prefix="/settings/api-keys")
+# What the console offers (the API takes any future ``expires_at``); days, "" = never.
+EXPIRY_CHOICES = [("30", "30 days"), ("90", "90 days"), ("365", "1 year"),
+                  ("", "Never")]
+DEFAULT_EXPIRY = "90"
 READ = (Scope.API_KEYS_READ, Scope.API_KEYS_READ_OWN)
 WRITE = (Scope.API_KEYS_WRITE, Scope.API_KEYS_WRITE_OWN)
 
@@ -23,7 +30,17 @@ def _render(status: int = 200, **context):
     template = "apikeys/_panel.html" if request.headers.get("HX-Request") else \
         "apikeys/index.html"
     return render_template(template, keys=page["data"], status_of=services.status,
-                           templates=TEMPLATE_DESCRIPTIONS, **context), status
+                           creators=services.creators(page["data"]),
+                           templates=TEMPLATE_DESCRIPTIONS, expiry_choices=EXPIRY_CHOICES,
+                           default_expiry=DEFAULT_EXPIRY, **context), status
+
+
+def _expires_at(choice: str | None):
+    """The expiry the form's choice means; only the offered choices are accepted."""
+    choice = DEFAULT_EXPIRY if choice is None else choice
+    if choice not in dict(EXPIRY_CHOICES):
+        raise validation_error({"expires_in": ["Choose one of the offered expiries."]})
+    return utcnow() + timedelta(days=int(choice)) if choice else None
 
 
 @blp.get("")
@@ -38,7 +55,8 @@ def create():
     form = request.form
     try:
         api_key, secret = services.create(current_principal(), form.get("name", ""),
-                                          template=form.get("template") or "full")
+                                          template=form.get("template") or "full",
+                                          expires_at=_expires_at(form.get("expires_in")))
         db.session.commit()
     except EvershellError as exc:
         db.session.rollback()

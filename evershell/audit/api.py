@@ -14,7 +14,7 @@ from flask import Response, current_app
 from evershell.access.principal import current_principal
 from evershell.access.routes import Billing, declare
 from evershell.access.scopes import Scope
-from evershell.audit import queries
+from evershell.audit import present, queries
 from evershell.audit.schemas import (
     AuditEntrySchema,
     AuditExportArgsSchema,
@@ -132,11 +132,7 @@ def _jsonl(entries: Iterable[dict]) -> Iterator[str]:
 
 def csv_cell(value) -> str:
     """A CSV cell: ``details`` as JSON, formula-looking text defused with a ``'``."""
-    if value is None:
-        return ""
-    if isinstance(value, dict | list):
-        value = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    text = str(value)
+    text = present.plain(value)
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 

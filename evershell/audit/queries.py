@@ -86,6 +86,20 @@ def list_entries(actor: Principal, filters: dict[str, Any], limit: int,
                     cursor)
 
 
+def latest_details(org_id: str, refs: set[str]) -> dict[str, dict]:
+    """The details of the latest successful entry about each of ``refs`` (target ids),
+    in one query: what the log last recorded about them, such as their name."""
+    if not refs:
+        return {}
+    latest = (sa.select(sa.func.max(AuditEntry.id))
+              .where(AuditEntry.org_id == org_id, AuditEntry.target_id.in_(refs),
+                     AuditEntry.outcome == "success")
+              .group_by(AuditEntry.target_id))
+    rows = db.session.execute(sa.select(AuditEntry.target_id, AuditEntry.details)
+                              .where(AuditEntry.id.in_(latest)))
+    return {target_id: details or {} for target_id, details in rows}
+
+
 def export_query(actor: Principal, filters: dict[str, Any]) -> sa.Select:
     """The export's query, built (and its filters validated) before any byte is sent."""
     require(Scope.AUDIT_READ, actor.scopes)

@@ -73,7 +73,9 @@ class AuditListArgsSchema(AuditFilterSchema, PageArgsSchema):
 class AuditExportArgsSchema(AuditFilterSchema):
     format = ma.fields.String(load_default="jsonl",
                               validate=ma.validate.OneOf(EXPORT_FORMATS),
-                              metadata={"description": "`jsonl` (default) or `csv`."})
+                              metadata={"description": "`jsonl` (default) or `csv`; empty "
+                                                       "means the default.",
+                                        "enum": [*EXPORT_FORMATS, ""]})
 
 
 class AuditEntrySchema(ma.Schema):

@@ -16,7 +16,7 @@ from flask import Blueprint, render_template, request, url_for
 from evershell.access.principal import current_principal
 from evershell.access.scopes import Scope
 from evershell.access.web import console_page
-from evershell.audit import queries
+from evershell.audit import present, queries
 from evershell.audit.schemas import ConsoleFilterSchema
 from evershell.core.errors import ErrorCode, EvershellError
 
@@ -42,8 +42,10 @@ def index():
         for name in ("since", "until"):  # shown back in the form's UTC fields
             if filters.get(name) is not None:
                 form[name] = filters[name].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        page = queries.list_entries(current_principal(), filters, PAGE_SIZE, cursor)
-        entries, next_cursor = page["data"], page["next_cursor"]
+        principal = current_principal()
+        page = queries.list_entries(principal, filters, PAGE_SIZE, cursor)
+        entries = present.describe(principal.org_id, page["data"])
+        next_cursor = page["next_cursor"]
     except ma.ValidationError as exc:
         errors = exc.messages
     except EvershellError as exc:

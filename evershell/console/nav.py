@@ -18,6 +18,7 @@ class NavEntry:
 
 
 NAV: tuple[NavEntry, ...] = (
+    NavEntry("Workspaces", "workspaces_views.index", (Scope.WORKSPACE_READ_OWN,)),
     NavEntry("Roles", "roles_views.index", (Scope.ROLES_READ,)),
     NavEntry("Providers", "providers_views.index", (Scope.PROVIDERS_READ,)),
     NavEntry("Packs", "packs_views.index", (Scope.PACKS_READ,)),

@@ -81,6 +81,9 @@ class BlobStore(Protocol):
     def delete(self, digest: str) -> None:
         """Remove the blob; deleting a missing blob is a no-op."""
 
+    def stored(self) -> Iterator[tuple[str, int, float]]:
+        """Every blob held: (digest, size, last-modified as a Unix time)."""
+
 
 def _chunks(source: bytes | BinaryIO) -> Iterator[bytes]:
     if isinstance(source, bytes | bytearray | memoryview):
@@ -186,6 +189,18 @@ class LocalBlobStore:
     def delete(self, digest: str) -> None:
         self.path_of(digest).unlink(missing_ok=True)
 
+    def stored(self) -> Iterator[tuple[str, int, float]]:
+        """Every blob held: (digest, size, modification time), for garbage collection."""
+        if not self.root.is_dir():
+            return
+        for first in sorted(self.root.iterdir()):
+            if len(first.name) != 2 or not first.is_dir():
+                continue  # ``tmp/`` and anything that is not the fan-out
+            for path in sorted(first.glob("??/*")):
+                if DIGEST_PATTERN.match(path.name):
+                    stat = path.stat()
+                    yield path.name, stat.st_size, stat.st_mtime
+
 
 class _LocalBatch:
     def __init__(self, store: LocalBlobStore, pool: ThreadPoolExecutor) -> None:
@@ -206,6 +221,13 @@ def blob_root() -> Path:
     else ``<instance>/blobs``."""
     configured = current_app.config.get("BLOB_DIR") or env("EVERSHELL_BLOB_DIR")
     return Path(configured) if configured else Path(current_app.config["INSTANCE_DIR"]) / "blobs"
+
+
+def namespaces(prefix: str) -> list[str]:
+    """The namespaces under ``prefix`` that hold blobs (``snapshots`` → ``snapshots/org_…``)."""
+    base = blob_root() / prefix
+    return sorted(f"{prefix}/{path.name}" for path in base.iterdir() if path.is_dir()) \
+        if base.is_dir() else []
 
 
 def blob_store(namespace: str) -> BlobStore:

@@ -61,12 +61,25 @@ def id_column(prefix: str) -> Mapped[str]:
     return mapped_column(sa.String(40), primary_key=True, default=lambda: new_id(prefix))
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
-    """WAL, a busy timeout, foreign keys, and transactions SQLAlchemy fully controls.
+    """WAL, foreign keys, and transactions SQLAlchemy fully controls, with writers that queue.
 
     pysqlite's own implicit BEGIN handling breaks SAVEPOINT (used by tests and nested
     services), so it is switched off and SQLAlchemy emits BEGIN itself.
+
+    A deferred ``BEGIN`` that has read cannot always upgrade to a write: when another
+    connection committed in between, SQLite answers "database is locked" at once, and no
+    busy timeout helps. So every transaction that may write begins ``IMMEDIATE`` (it takes
+    the write lock up front, and writers queue); only requests with a safe method that
+    have not declared writes (``declare_writes``) begin deferred and read a snapshot
+    without waiting. The wait for the lock is a Python loop with ``time.sleep`` rather
+    than SQLite's busy handler, which sleeps in C: under gevent that would freeze every
+    greenlet of the process, including the one holding the lock.
     """
+    deadline_seconds = busy_timeout_ms / 1000
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
@@ -80,4 +93,91 @@ def configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN")
+        if _reads_only() or conn.get_execution_options().get(BEGIN_OPTION) == "DEFERRED":
+            conn.info[_BEGIN_MODE] = "DEFERRED"
+            conn.exec_driver_sql("BEGIN")
+            return
+        conn.info[_BEGIN_MODE] = "IMMEDIATE"
+        _begin_immediate(conn.connection.dbapi_connection, deadline_seconds,
+                         busy_timeout_ms)
+
+
+_BEGIN_MODE = "evershell_begin_mode"
+# ``connection.execution_options(evershell_begin="DEFERRED")``: a connection whose
+# transactions begin deferred whatever the context (the test suite's outer transaction).
+BEGIN_OPTION = "evershell_begin"
+
+
+def _reads_only() -> bool:
+    from flask import g, has_request_context, request
+    return (has_request_context() and request.method in SAFE_METHODS
+            and not g.get("db_writes", False))
+
+
+def _begin_immediate(dbapi_connection, deadline_seconds: float, busy_timeout_ms: int) -> None:
+    """``BEGIN IMMEDIATE``, waiting for the write lock with a cooperative sleep."""
+    import sqlite3
+    import time
+
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 0")
+    try:
+        deadline = time.monotonic() + deadline_seconds
+        pause = 0.001
+        while True:
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    from evershell.core.errors import ErrorCode, EvershellError
+                    raise EvershellError(
+                        ErrorCode.SERVICE_UNAVAILABLE,
+                        "The database is busy with other writes; retry shortly.", 503,
+                        headers={"Retry-After": "1"}) from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.close()
+
+
+def declare_writes(session) -> None:
+    """Say that this safe-method request (a sign-in callback, a key's first use in a
+    minute) is about to write. On SQLite a deferred read transaction already open is
+    ended (it has written nothing) so the next one takes the write lock up front;
+    elsewhere nothing changes."""
+    if not _reads_only():
+        return
+    from flask import g
+    g.db_writes = True
+    session = session() if callable(session) else session  # a scoped_session
+    if session.in_transaction() and \
+            session.connection().info.get(_BEGIN_MODE) == "DEFERRED":
+        session.commit()
+
+
+def on_commit(session, callback) -> None:
+    """Call ``callback()`` once the session's current transaction commits; forget it if
+    the transaction rolls back first (so it never fires with a later commit)."""
+    from sqlalchemy import event as sa_event
+
+    pending = session.info.setdefault("evershell_on_commit", [])
+    pending.append(callback)
+    if session.info.get("evershell_on_commit_hooked"):
+        return
+    session.info["evershell_on_commit_hooked"] = True
+
+    @sa_event.listens_for(session, "after_commit")
+    def _run(sess):
+        callbacks = list(sess.info.get("evershell_on_commit", []))
+        sess.info["evershell_on_commit"] = []
+        for item in callbacks:
+            item()
+
+    @sa_event.listens_for(session, "after_soft_rollback")
+    def _forget(sess, previous):
+        if not previous.nested:  # a SAVEPOINT rolled back: the outer work goes on
+            sess.info["evershell_on_commit"] = []

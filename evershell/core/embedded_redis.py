@@ -15,8 +15,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import redis
-
 log = logging.getLogger("evershell.redis")
 
 
@@ -35,6 +33,7 @@ def url_for(instance_dir: str | Path) -> str:
 def _answering(sock: Path) -> bool:
     if not sock.exists():
         return False
+    import redis  # here, not at the top: the admin commands import this module, never Redis
     try:
         return bool(redis.Redis(unix_socket_path=str(sock), socket_timeout=1).ping())
     except (redis.ConnectionError, redis.TimeoutError, OSError):
@@ -58,12 +57,34 @@ def server_command(instance_dir: str | Path, daemonize: bool) -> list[str]:
     ]
 
 
+def answering(instance_dir: str | Path) -> bool:
+    """Whether an embedded Redis answers on the instance's socket."""
+    return _answering(socket_path(instance_dir))
+
+
+def shutdown(instance_dir: str | Path, timeout: float = 10.0) -> None:
+    """Stop the embedded Redis answering on the instance's socket, saving its data first."""
+    import redis
+    sock = socket_path(instance_dir)
+    try:
+        redis.Redis(unix_socket_path=str(sock), socket_timeout=timeout).shutdown(save=True)
+    except (redis.ConnectionError, OSError):
+        pass  # the server closes the connection as it exits
+    deadline = time.monotonic() + timeout
+    while _answering(sock):
+        if time.monotonic() > deadline:
+            raise EmbeddedRedisError(f"embedded redis-server on {sock} did not stop")
+        time.sleep(0.05)
+
+
 def ensure_running(instance_dir: str | Path, timeout: float = 10.0,
-                   daemonize: bool = True) -> subprocess.Popen | None:
+                   daemonize: bool = True,
+                   popen_kwargs: dict | None = None) -> subprocess.Popen | None:
     """Start the embedded Redis unless it already answers; return the child if we own it.
 
     With ``daemonize`` the server outlives this process (the lazy path for web and worker);
-    without, the caller (``evershell up``) supervises and stops it.
+    without, the caller (``evershell up``) supervises and stops it, starting it with
+    ``popen_kwargs`` (its own process group).
     """
     sock = socket_path(instance_dir)
     if _answering(sock):
@@ -74,7 +95,8 @@ def ensure_running(instance_dir: str | Path, timeout: float = 10.0,
         if _answering(sock):
             return None
         log.info("starting embedded redis-server on %s", sock)
-        child = subprocess.Popen(server_command(instance_dir, daemonize))
+        child = subprocess.Popen(server_command(instance_dir, daemonize),
+                                 **(popen_kwargs or {}))
         if daemonize:
             child.wait(timeout=timeout)
             child = None

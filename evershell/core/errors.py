@@ -30,6 +30,8 @@ class ErrorCode(enum.StrEnum):
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    URI_TOO_LONG = "uri_too_long"
+    HEADERS_TOO_LARGE = "headers_too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     CONFLICT = "conflict"
     BILLING_INACTIVE = "billing_inactive"
@@ -67,6 +69,10 @@ class ErrorCode(enum.StrEnum):
     TASK_ALREADY_RUNNING = "task_already_running"
     WORKSPACE_RUNNING = "workspace_running"
     NETWORK_POLICY_UNSUPPORTED = "network_policy_unsupported"
+    WORKSPACE_STATE_CONFLICT = "workspace_state_conflict"
+    NO_SNAPSHOT = "no_snapshot"
+    SNAPSHOT_NOT_FOUND = "snapshot_not_found"
+    ROLE_IN_USE = "role_in_use"
 
 
 # HTTP statuses that map to a generic code when werkzeug raises them.
@@ -78,9 +84,11 @@ _HTTP_CODES = {
     405: ErrorCode.METHOD_NOT_ALLOWED,
     409: ErrorCode.CONFLICT,
     413: ErrorCode.PAYLOAD_TOO_LARGE,
+    414: ErrorCode.URI_TOO_LONG,
     415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
     423: ErrorCode.BILLING_INACTIVE,
     429: ErrorCode.RATE_LIMITED,
+    431: ErrorCode.HEADERS_TOO_LARGE,
     503: ErrorCode.SERVICE_UNAVAILABLE,
 }
 _HTTP_MESSAGES = {

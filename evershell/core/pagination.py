@@ -16,12 +16,15 @@ from evershell.core.errors import validation_error
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,400}$"  # base64url, unpadded
 
 
 class PageArgsSchema(ma.Schema):
     limit = ma.fields.Integer(load_default=DEFAULT_LIMIT,
                               validate=ma.validate.Range(min=1, max=MAX_LIMIT))
-    cursor = ma.fields.String(load_default=None)
+    cursor = ma.fields.String(load_default=None, validate=ma.validate.Regexp(
+        CURSOR_PATTERN, error="Not a cursor this API issued."), metadata={
+            "pattern": CURSOR_PATTERN, "description": "The `next_cursor` of the page before"})
 
 
 def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:

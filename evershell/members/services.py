@@ -8,7 +8,9 @@ Rules held here (API and console only translate HTTP):
   (``SELECT … FOR UPDATE``) before counting, so two owners demoting each other at once on
   PostgreSQL cannot both succeed; SQLite serialises writers anyway.
 - Inviting an email that already has a pending invitation replaces it: the old one is
-  revoked, the new one gets a fresh id, role and expiry (the link you send is the latest).
+  revoked, the new one gets a fresh id, expiry and the role chosen now (the link you
+  send is the latest); the answer names what it replaced. One pending invitation per
+  email and org, enforced by a partial unique index (concurrent invites retry).
 - Removing a member deletes the membership and ends their console sessions in the org;
   their API keys stop working at once because every request re-checks membership.
 - Ids of another org, and invitations no longer pending (accepted, revoked, expired),
@@ -137,7 +139,13 @@ def list_members(actor: Principal, limit: int, cursor: str | None,
 def invite(actor: Principal, email: str, role: str) -> Invitation:
     """Invite ``email`` to the caller's org with ``role``; the invitation is claimed when
     that verified email signs in, within 7 days. 409 ``already_member`` if it is a member.
-    A pending invitation for the same email is revoked and replaced by this one."""
+
+    A pending invitation for the same email is revoked and replaced by this one, which
+    has the role the inviter chose now (not the earlier one's); the replaced rows are on
+    the answer's ``replaced`` so API and console can say the earlier link stopped
+    working. A partial unique index keeps one pending invitation per email: when two
+    invites race, the loser's insert fails and is retried, replacing the winner's.
+    """
     email = normalise_email(email)
     member_role = parse_role(role)
     if db.session.scalar(
@@ -145,25 +153,74 @@ def invite(actor: Principal, email: str, role: str) -> Invitation:
             .where(Membership.org_id == actor.org_id, User.email == email)) is not None:
         raise EvershellError(ErrorCode.ALREADY_MEMBER,
                              f"{email} is already a member of this organisation.", 409)
-    now = utcnow()
-    replaced = db.session.scalars(
+    attempts_left = _INVITE_ATTEMPTS
+    while True:
+        try:
+            with db.session.begin_nested():
+                return _replace_pending(actor, email, member_role.value)
+        except sa.exc.IntegrityError:
+            # Another invite of this email committed between our read and our insert
+            # (READ COMMITTED): read again, now seeing it, and replace it.
+            attempts_left -= 1
+            if not attempts_left:
+                raise EvershellError(
+                    ErrorCode.CONFLICT, f"{email} is being invited by someone else right "
+                    "now; try again.", 409) from None
+
+
+_INVITE_ATTEMPTS = 3
+
+
+def _unsettled(org_id: str, email: str) -> list[Invitation]:
+    """The email's invitations neither accepted nor revoked (expired ones included: the
+    unique index counts them), locked."""
+    return list(db.session.scalars(
         sa.select(Invitation).where(
-            Invitation.org_id == actor.org_id, Invitation.email == email,
+            Invitation.org_id == org_id, Invitation.email == email,
             Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))
-        .with_for_update()).all()
+        .order_by(Invitation.id).with_for_update()))
+
+
+def _replace_pending(actor: Principal, email: str, role: str) -> Invitation:
+    now = utcnow()
+    replaced = _unsettled(actor.org_id, email)
     for old in replaced:
         old.revoked_at = now
         audit.record(actor.org_id, "invitation.revoke", "invitation", old.id,
                      {"email": email, "role": old.role, "reason": "replaced"})
-    invitation = Invitation(org_id=actor.org_id, email=email, role=member_role.value,
+    db.session.flush()  # the revocations first: the index admits one pending row
+    invitation = Invitation(org_id=actor.org_id, email=email, role=role,
                             invited_by_user_id=actor.user_id, expires_at=now + INVITATION_TTL)
     db.session.add(invitation)
     db.session.flush()
-    details = {"email": email, "role": member_role.value}
+    # Expired but never revoked rows are replaced too (the index counts them), but only
+    # live links are news to the inviter.
+    invitation.replaced = [old for old in replaced if old.expires_at > now]
+    details = {"email": email, "role": role}
     if replaced:
         details["replaces"] = [old.id for old in replaced]
     audit.record(actor.org_id, "member.invite", "invitation", invitation.id, details)
     return invitation
+
+
+def invitation_preview(invitation_id: str | None) -> dict | None:
+    """What the sign-in page reached from an invitation link may say about it: who
+    invited which email to which org as which role. Only for a pending invitation; None
+    for anything else (unknown, expired, revoked, accepted, malformed), all alike, so
+    the page tells someone without a live link nothing. The id is the link's secret: a
+    ULID, 80 random bits."""
+    if not invitation_id or not is_id(invitation_id, "inv"):
+        return None
+    row = db.session.execute(
+        sa.select(Invitation, Org.name, User.name, User.email)
+        .join(Org, Org.id == Invitation.org_id)
+        .outerjoin(User, User.id == Invitation.invited_by_user_id)
+        .where(Invitation.id == invitation_id, _pending(utcnow()))).first()
+    if row is None:
+        return None
+    invitation, org_name, inviter_name, inviter_email = row
+    return {"email": invitation.email, "role": invitation.role, "org_name": org_name,
+            "inviter": inviter_name or inviter_email, "expires_at": invitation.expires_at}
 
 
 def _pending_invitation(actor: Principal, invitation_id: str) -> Invitation:

@@ -34,8 +34,11 @@ def _render(status: int = 200, **context):
     members = [i for i in items if services.status_of(i) == services.ACTIVE]
     invitations = [i for i in items if services.status_of(i) == services.INVITED]
     org = db.session.get(Org, principal.org_id)
+    owners = [m.id for m in members if m.role == Role.OWNER.value]
     template = "members/_list.html" if _htmx() else "members/index.html"
     return render_template(template, members=members, invitations=invitations,
+                           # the service refuses to demote or remove it: not offered
+                           sole_owner_id=owners[0] if len(owners) == 1 else None,
                            roles=[r.value for r in Role], invite_url=services.invite_url,
                            can_create=billing.can_create(org), **context), status
 
@@ -78,8 +81,20 @@ def invite():
         db.session.commit()
     except EvershellError as exc:
         return _failed(exc, form=form)
-    return _render(notice=f"Invited {invitation.email}. Send them the link below; it "
-                          "works for 7 days.")
+    return _render(notice=_invited_notice(invitation),
+                   form={"role": invitation.role})  # the next invite starts from it
+
+
+def _invited_notice(invitation) -> str:
+    notice = f"Invited {invitation.email} as {invitation.role}. Send them the link " \
+             "below; it works for 7 days."
+    replaced = getattr(invitation, "replaced", None) or []
+    if replaced:
+        earlier = ", ".join(f"as {old.role}, sent {old.created_at:%Y-%m-%d %H:%M} UTC"
+                            for old in replaced)
+        notice += f" This replaces the earlier invitation ({earlier}): its link no " \
+                  "longer works."
+    return notice
 
 
 def _describe(item) -> tuple[str, str | None]:

@@ -11,6 +11,7 @@ from evershell.access.principal import current_principal
 from evershell.access.routes import Billing, declare
 from evershell.access.scopes import Scope
 from evershell.core.api import Blueprint, ErrorSchema
+from evershell.core.errors import ErrorCode as E
 from evershell.core.pagination import PageArgsSchema, page_schema
 from evershell.packs import http, multipart, services, versions
 from evershell.packs.schemas import (
@@ -63,6 +64,7 @@ class Packs(MethodView):
     @blp.alt_response(400, schema=ErrorSchema, description=UPLOAD_ERRORS)
     @blp.alt_response(409, schema=ErrorSchema, description="name_taken")
     @blp.alt_response(413, schema=ErrorSchema, description="payload_too_large")
+    @blp.errors(E.NAME_TAKEN)
     def post(self, form):
         """Create a pack from a multipart upload: `name`, optional `description`, and
         either repeated `files` parts or one `archive` part (see the fields for the
@@ -72,11 +74,12 @@ class Packs(MethodView):
                                files=files, archive=archive)
 
 
-@blp.route("/<pack_id>")
+@blp.route("/<id:pack_id>")
 class PackById(MethodView):
     @declare(READ, Billing.READ)
     @blp.response(200, PackSchema)
     @blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
+    @blp.errors(E.PACK_NOT_FOUND)
     def get(self, pack_id):
         """Get one pack, archived or not, with a summary of its latest version."""
         return services.get(current_principal(), pack_id)
@@ -86,6 +89,7 @@ class PackById(MethodView):
     @blp.response(200, PackSchema)
     @blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
     @blp.alt_response(409, schema=ErrorSchema, description="pack_archived (unarchive first)")
+    @blp.errors(E.PACK_NOT_FOUND, E.PACK_ARCHIVED)
     def patch(self, data, pack_id):
         """Change the description. The name is the mount directory and never changes;
         the files change by uploading a new version."""
@@ -96,6 +100,7 @@ class PackById(MethodView):
     @blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
     @blp.alt_response(409, schema=ErrorSchema,
                       description="pack_in_use: a role mounts it (`details.role_ids`)")
+    @blp.errors(E.PACK_NOT_FOUND, E.PACK_IN_USE)
     def delete(self, pack_id):
         """Delete a pack with all its versions; answers with it as it was (`status`
         `deleted`). Refused while any version of a role mounts it. Stored content that
@@ -103,31 +108,34 @@ class PackById(MethodView):
         return services.delete(current_principal(), pack_id)
 
 
-@blp.route("/<pack_id>/archive", methods=["POST"])
+@blp.route("/<id:pack_id>/archive", methods=["POST"])
 @declare(WRITE, Billing.WIND_DOWN, action="pack.archive")
 @blp.response(200, PackSchema)
 @blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
+@blp.errors(E.PACK_NOT_FOUND)
 def archive(pack_id):
     """Archive: listed only with `?archived=true`, read-only (no new versions or edits)
     until unarchived. Works in every billing posture."""
     return services.archive(current_principal(), pack_id)
 
 
-@blp.route("/<pack_id>/unarchive", methods=["POST"])
+@blp.route("/<id:pack_id>/unarchive", methods=["POST"])
 @declare(WRITE, Billing.CREATE, action="pack.unarchive")
 @blp.response(200, PackSchema)
 @blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
+@blp.errors(E.PACK_NOT_FOUND)
 def unarchive(pack_id):
     """Make an archived pack writable and listed again."""
     return services.unarchive(current_principal(), pack_id)
 
 
-@blp.route("/<pack_id>/versions")
+@blp.route("/<id:pack_id>/versions")
 class PackVersions(MethodView):
     @declare(READ, Billing.READ)
     @blp.arguments(PageArgsSchema, location="query")
     @blp.response(200, page_schema(PackVersionSchema, "PackVersionPage"))
     @blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
+    @blp.errors(E.PACK_NOT_FOUND)
     def get(self, args, pack_id):
         """List a pack's versions, newest first."""
         return versions.list_versions(current_principal(), pack_id, args["limit"],
@@ -143,6 +151,7 @@ class PackVersions(MethodView):
     @blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
     @blp.alt_response(409, schema=ErrorSchema, description="pack_archived (unarchive first)")
     @blp.alt_response(413, schema=ErrorSchema, description="payload_too_large")
+    @blp.errors(E.PACK_NOT_FOUND, E.PACK_ARCHIVED)
     def post(self, form, pack_id):
         """Upload a new version: repeated `files` parts or one `archive` part, as for
         creating a pack. The whole file set is replaced (files not uploaded are not in
@@ -154,20 +163,22 @@ class PackVersions(MethodView):
         return version, 201 if created else 200
 
 
-@blp.route("/<pack_id>/versions/<number>", methods=["GET"])
+@blp.route("/<id:pack_id>/versions/<number>", methods=["GET"])
 @declare(READ, Billing.READ)
 @blp.response(200, PackVersionDetailSchema)
 @blp.alt_response(404, schema=ErrorSchema, description=VERSION_NOT_FOUND)
+@blp.errors(E.PACK_NOT_FOUND, E.VERSION_NOT_FOUND)
 def get_version(pack_id, number):
     """Get one version with its file list."""
     return versions.get_version(current_principal(), pack_id, number)[1]
 
 
-@blp.route("/<pack_id>/files", methods=["GET"])
+@blp.route("/<id:pack_id>/files", methods=["GET"])
 @declare(READ, Billing.READ)
 @blp.arguments(FileListArgsSchema, location="query")
 @blp.response(200, PackFilePageSchema)
 @blp.alt_response(404, schema=ErrorSchema, description=VERSION_NOT_FOUND)
+@blp.errors(E.PACK_NOT_FOUND, E.VERSION_NOT_FOUND)
 def list_files(args, pack_id):
     """List the files of the latest version (or `?version=n`) by path, up to 1,000 a
     page; `next_cursor` continues."""
@@ -175,7 +186,7 @@ def list_files(args, pack_id):
                                args["limit"], args["cursor"])
 
 
-@blp.route("/<pack_id>/files/<path:file_path>", methods=["GET"])
+@blp.route("/<id:pack_id>/files/<path:file_path>", methods=["GET"])
 @declare(READ, Billing.READ)
 @blp.arguments(VersionArgsSchema, location="query")
 @blp.doc(responses={"200": {
@@ -188,6 +199,7 @@ def list_files(args, pack_id):
 }})
 @blp.alt_response(404, schema=ErrorSchema,
                   description="pack_not_found, version_not_found or file_not_found")
+@blp.errors(E.PACK_NOT_FOUND, E.VERSION_NOT_FOUND, E.FILE_NOT_FOUND)
 def download(args, pack_id, file_path):
     """Download one file of the latest version (or `?version=n`)."""
     row, stream = versions.open_file(current_principal(), pack_id, file_path,

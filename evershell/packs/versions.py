@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from evershell.access.principal import Principal
 from evershell.core.blobs import BlobNotFound
 from evershell.core.errors import ErrorCode, EvershellError
+from evershell.core.inputs import version_number
 from evershell.core.pagination import decode_cursor, encode_cursor, paginate
 from evershell.extensions import db
 from evershell.packs import storage
@@ -30,12 +31,9 @@ def get_version(actor: Principal, pack_id: str, number: int | str | None = None)
     pack = get(actor, pack_id)
     if number is None:
         number = pack.latest_version
-    try:
-        wanted = int(number)
-    except (TypeError, ValueError):
-        wanted = 0
+    wanted = version_number(number)
     version = db.session.scalar(sa.select(PackVersion).where(
-        PackVersion.pack_id == pack.id, PackVersion.number == wanted)) if wanted > 0 else None
+        PackVersion.pack_id == pack.id, PackVersion.number == wanted)) if wanted else None
     if version is None:
         raise EvershellError(ErrorCode.VERSION_NOT_FOUND,
                              f"Pack {pack.name!r} has no version {number!r}.", 404)

@@ -6,6 +6,7 @@ from evershell.access.principal import current_principal
 from evershell.access.routes import Billing, declare
 from evershell.access.scopes import Scope
 from evershell.core.api import Blueprint, ErrorSchema
+from evershell.core.errors import ErrorCode as E
 from evershell.core.pagination import page_schema
 from evershell.providers import services
 from evershell.providers.schemas import (
@@ -37,6 +38,7 @@ class Providers(MethodView):
     @blp.arguments(ProviderCreateSchema)
     @blp.response(201, ProviderSchema)
     @blp.alt_response(409, schema=ErrorSchema, description="name_taken")
+    @blp.errors(E.NAME_TAKEN)
     def post(self, data):
         """Create a provider. Each kind has its own rules (see the fields); a base URL is
         checked against link-local, metadata and (by default) private addresses, and
@@ -44,11 +46,12 @@ class Providers(MethodView):
         return services.create(current_principal(), data)
 
 
-@blp.route("/<provider_id>")
+@blp.route("/<id:provider_id>")
 class ProviderById(MethodView):
     @declare(Scope.PROVIDERS_READ, Billing.READ)
     @blp.response(200, ProviderSchema)
     @blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
+    @blp.errors(E.PROVIDER_NOT_FOUND)
     def get(self, provider_id):
         """Get one provider, archived or not."""
         return services.get(current_principal(), provider_id)
@@ -59,6 +62,7 @@ class ProviderById(MethodView):
     @blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
     @blp.alt_response(409, schema=ErrorSchema,
                       description="name_taken, or provider_archived (unarchive first)")
+    @blp.errors(E.PROVIDER_NOT_FOUND, E.NAME_TAKEN, E.PROVIDER_ARCHIVED)
     def patch(self, data, provider_id):
         """Change some fields; the others stay. `kind` cannot change. A `null`
         `base_url` of an anthropic or openai provider restores the default."""
@@ -69,26 +73,29 @@ class ProviderById(MethodView):
     @blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
     @blp.alt_response(409, schema=ErrorSchema,
                       description="provider_in_use: a role still uses it")
+    @blp.errors(E.PROVIDER_NOT_FOUND, E.PROVIDER_IN_USE)
     def delete(self, provider_id):
         """Delete a provider for good; answers with it as it was (`status` `deleted`).
         Archive instead to keep it for history."""
         return services.delete(current_principal(), provider_id)
 
 
-@blp.route("/<provider_id>/archive", methods=["POST"])
+@blp.route("/<id:provider_id>/archive", methods=["POST"])
 @declare(Scope.PROVIDERS_WRITE, Billing.WIND_DOWN, action="provider.archive")
 @blp.response(200, ProviderSchema)
 @blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
+@blp.errors(E.PROVIDER_NOT_FOUND)
 def archive(provider_id):
     """Archive: listed only with `?archived=true`, refused to new roles and tasks
     (`provider_archived`), read-only until unarchived. Works in every billing posture."""
     return services.archive(current_principal(), provider_id)
 
 
-@blp.route("/<provider_id>/unarchive", methods=["POST"])
+@blp.route("/<id:provider_id>/unarchive", methods=["POST"])
 @declare(Scope.PROVIDERS_WRITE, Billing.CREATE, action="provider.unarchive")
 @blp.response(200, ProviderSchema)
 @blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
+@blp.errors(E.PROVIDER_NOT_FOUND)
 def unarchive(provider_id):
     """Make an archived provider usable again."""
     return services.unarchive(current_principal(), provider_id)

@@ -31,7 +31,7 @@ class Provider(Timestamped, db.Model):
     # Normalised by providers.ssrf; None only for scripted providers.
     base_url: Mapped[str | None] = mapped_column(sa.String(2048))
     # No ON DELETE: a secret a provider uses cannot be deleted from under it (the
-    # secrets service asks providers.services.providers_using_secret first).
+    # secrets service asks the usage checks registered in secrets.usage first).
     api_key_secret_id: Mapped[str | None] = mapped_column(
         sa.ForeignKey("secrets.id"), index=True)
     models: Mapped[list] = mapped_column(sa.JSON, nullable=False)

@@ -23,7 +23,8 @@ class ScriptToolCallSchema(ma.Schema):
     name = ma.fields.String(required=True, validate=ma.validate.Regexp(
         TOOL_NAME, error="A tool name is 1-64 letters, digits, '_', '.' or '-', starting "
                          "with a letter or '_'."),
-        metadata={"description": "The tool the assistant calls, e.g. `bash`"})
+        metadata={"description": "The tool the assistant calls: `shell`, `read_file`, "
+                                 "`write_file` or `list_files` (GET /v1/capabilities)"})
     arguments = ma.fields.Dict(keys=ma.fields.String(), load_default=dict, metadata={
         "description": "The call's arguments (a JSON object)"})
 

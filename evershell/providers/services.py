@@ -36,6 +36,7 @@ from evershell.extensions import db
 from evershell.providers import rules
 from evershell.providers.models import Provider, ProviderKind
 from evershell.providers.rules import Invalid
+from evershell.secrets import usage as secret_usage
 
 # The secret's id is no secret, but the audit writer refuses any detail named like one.
 AUDIT_KEY_REFERENCE = "key_reference"
@@ -123,11 +124,26 @@ def ensure_usable(org_id: str, provider_id: str) -> Provider:
 
 
 def providers_using_secret(org_id: str, secret_id: str) -> list[str]:
-    """Ids of the org's providers whose API key is ``secret_id`` (archived included): the
-    secrets service refuses to delete a secret while this is not empty."""
+    """Ids of the org's providers whose API key is ``secret_id`` (archived included)."""
     return list(db.session.scalars(sa.select(Provider.id).where(
         Provider.org_id == org_id, Provider.api_key_secret_id == secret_id)
         .order_by(Provider.id)))
+
+
+def _providers_using_secrets(org_id: str, secrets) -> dict[str, list[tuple[str, str]]]:
+    """The secrets-usage check (see ``secrets.usage``): per secret id, the providers
+    (archived included: unarchiving one must find its key) holding it as their API key."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for secret_id, provider_id, name in db.session.execute(
+            sa.select(Provider.api_key_secret_id, Provider.id, Provider.name)
+            .where(Provider.org_id == org_id,
+                   Provider.api_key_secret_id.in_([s.id for s in secrets]))
+            .order_by(Provider.id)):
+        found.setdefault(secret_id, []).append((provider_id, name))
+    return found
+
+
+secret_usage.register("providers", _providers_using_secrets)
 
 
 # -- mutations ---------------------------------------------------------------------------

@@ -7,14 +7,14 @@ and the sandbox reads the compiled set. Nothing here parses YAML.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 # -- the registry ------------------------------------------------------------------------
 
 TOOLS: dict[str, str] = {
-    "shell": "Run a shell command (bash) in the workspace with /data/work as the working "
+    "shell": "Run a command with /bin/sh -c in the workspace, /data/work as the working "
              "directory; stdout and stderr come back, cut at limits.max_output_bytes.",
     "read_file": "Read a file under /data (uploads, work and the read-only packs).",
     "write_file": "Create or overwrite a file under /data/work or /data/uploads.",
@@ -62,9 +62,9 @@ CHECKPOINT_MODES: dict[str, str] = {
 }
 
 ENV_SOURCES: dict[str, str] = {
-    "secret": "An org-wide secret, by name: `GITHUB_TOKEN: {secret: github-bot}`.",
+    "secret": "An org-wide secret, by name: `GITHUB_TOKEN: {secret: GITHUB_BOT_TOKEN}`.",
     "credential": "A credential, by name (the task submitter's own, else the org's): "
-                  "`NPM_TOKEN: {credential: npm}`.",
+                  "`NPM_TOKEN: {credential: NPM}`.",
 }
 
 # Variables the sandbox sets itself, or that change how every program behaves.
@@ -90,12 +90,19 @@ checkpoints: none
 """
 
 
+# How the sandbox backend enforces each limit on this host: set at start-up by the
+# runtime (which sits above roles), read by ``registry``.
+enforcement: Callable[[], dict[str, str]] = dict
+
+
 def registry() -> dict[str, Any]:
     """Everything a caps.yaml may name, for ``GET /v1/capabilities`` and the console."""
+    enforced = enforcement()
     return {
         "tools": [{"name": n, "description": d} for n, d in TOOLS.items()],
         "limits": [{"name": n, "default": s.default, "minimum": s.minimum,
-                    "maximum": s.maximum, "unit": s.unit, "description": s.description}
+                    "maximum": s.maximum, "unit": s.unit, "description": s.description,
+                    "enforced_by": enforced.get(n, "not known on this server")}
                    for n, s in LIMITS.items()],
         "network_modes": [{"name": n, "description": d} for n, d in NETWORK_MODES.items()],
         "checkpoint_modes": [{"name": n, "description": d}

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from evershell.access.principal import Principal
 from evershell.core.errors import ErrorCode, EvershellError, validation_error
+from evershell.core.inputs import version_number
 from evershell.core.pagination import paginate
 from evershell.extensions import db
 from evershell.roles import caps
@@ -30,10 +31,10 @@ def _version_not_found(role_id: str, number: Any) -> EvershellError:
 
 def _number(role_id: str, number: Any) -> int:
     """A version number from the URL: digits only (``1``, not ``v1`` or ``-1``)."""
-    text = str(number)
-    if not text.isdigit() or len(text) > 9:
+    wanted = version_number(number)
+    if wanted is None:
         raise _version_not_found(role_id, number)
-    return int(text)
+    return wanted
 
 
 def list_versions(actor: Principal, role_id: str, limit: int, cursor: str | None) -> dict:

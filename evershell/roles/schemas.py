@@ -179,6 +179,9 @@ class CapabilityLimitSchema(CapabilityOptionSchema):
     minimum = ma.fields.Integer()
     maximum = ma.fields.Integer()
     unit = ma.fields.String()
+    enforced_by = ma.fields.String(metadata={
+        "description": "What enforces this limit on this server's sandbox hosts (e.g. a "
+                       "cgroup v1 controller plus an rlimit), as `evershell doctor` says"})
 
 
 class CapabilityRegistrySchema(ma.Schema):

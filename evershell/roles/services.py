@@ -34,9 +34,10 @@ from evershell.core.db import utcnow
 from evershell.core.errors import ErrorCode, EvershellError, validation_error
 from evershell.core.pagination import paginate
 from evershell.extensions import db
-from evershell.roles import caps, rules
+from evershell.roles import caps, rules, usage
 from evershell.roles.capset import diff
 from evershell.roles.models import Role, RoleVersion, RoleVersionPack
+from evershell.secrets import usage as secret_usage
 
 
 @dataclass
@@ -172,6 +173,36 @@ def roles_using_pack(org_id: str, pack_id: str) -> list[str]:
         .distinct().order_by(RoleVersion.role_id)))
 
 
+def _roles_using_secrets(org_id: str, secrets) -> dict[str, list[tuple[str, str]]]:
+    """The secrets-usage check (see ``secrets.usage``): per secret id, the roles whose
+    caps.yaml names the secret in ``env`` (``VAR: {secret: NAME}``).
+
+    Only each role's current version counts, archived roles included (unarchiving one
+    must find its secrets). Past versions do not: they are history, and what runs is the
+    current version; a task's secrets are resolved by name when it runs, so a secret
+    deleted since is a clear ``secret_not_found`` then, never a silent empty value.
+    Deleted roles are gone with their versions.
+    """
+    by_name = {secret.name: secret.id for secret in secrets}
+    query = (sa.select(Role.id, Role.name, RoleVersion.capabilities)
+             .join(RoleVersion, sa.and_(RoleVersion.role_id == Role.id,
+                                        RoleVersion.number == Role.current_version))
+             .where(Role.org_id == org_id).order_by(Role.id))
+    if len(by_name) <= 20:
+        # A coarse filter in SQL ("_" matches any character: the check below is exact).
+        query = query.where(sa.or_(*(RoleVersion.capabilities_yaml.contains(name)
+                                     for name in by_name)))
+    found: dict[str, list[tuple[str, str]]] = {}
+    for role_id, role_name, compiled in db.session.execute(query):
+        named = {source.get("secret") for source in (compiled or {}).get("env", {}).values()}
+        for name in sorted(named & by_name.keys()):
+            found.setdefault(by_name[name], []).append((role_id, role_name))
+    return found
+
+
+secret_usage.register("roles", _roles_using_secrets)
+
+
 # -- writes ------------------------------------------------------------------------------
 
 def _check_references(actor: Principal, values: dict[str, Any],
@@ -303,13 +334,15 @@ def unarchive(actor: Principal, role_id: str) -> RoleState:
 
 
 def delete(actor: Principal, role_id: str) -> RoleState:
-    """Delete a role and all its versions; answers with it as it was.
-
-    HOOK for the workspaces issue: refuse (409 ``role_in_use``) while a workspace is
-    pinned to any of its versions, asked through ``workspaces.services``. Until
-    workspaces exist nothing can use a role, so deleting is always allowed.
-    """
+    """Delete a role and all its versions; answers with it as it was. Refused (409
+    ``role_in_use``) while a workspace that is not deleted uses it (``usage``)."""
     role = _role(actor.org_id, role_id, for_update=True)
+    users = usage.users_of(actor.org_id, role.id)
+    if users:
+        named = "; ".join(f"{kind}: {', '.join(ids)}" for kind, ids in users.items())
+        raise EvershellError(ErrorCode.ROLE_IN_USE,
+                             f"Role {role.name!r} is in use ({named}); delete or fork "
+                             f"those first, or archive the role instead.", 409, users)
     state = states([role])[0]
     db.session.delete(role)
     db.session.flush()

@@ -17,7 +17,7 @@ from evershell.access.scopes import Scope
 from evershell.access.web import console_page
 from evershell.core.errors import ErrorCode, EvershellError
 from evershell.extensions import db
-from evershell.roles import caps, forms, history, services
+from evershell.roles import caps, capset, forms, history, services
 
 blp = Blueprint("roles_views", __name__, url_prefix="/settings/roles")
 READ, WRITE = Scope.ROLES_READ, Scope.ROLES_WRITE
@@ -66,7 +66,7 @@ def _render_form(state=None, form=None, errors=None, error=None, problems=None,
         template, state=state, shown=shown, errors=errors or {}, error=error,
         problems=problems, result=result, providers=providers, efforts=forms.EFFORTS,
         packs=forms.packs_for(principal, shown["pack_ids"]), packs_url=forms.packs_url(),
-        models=models, can_create=forms.can_create()), status
+        models=models, can_create=forms.can_create(), reference=capset.registry()), status
 
 
 def _check(text: str, state=None):

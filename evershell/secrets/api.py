@@ -6,6 +6,7 @@ from evershell.access.principal import current_principal
 from evershell.access.routes import Billing, declare
 from evershell.access.scopes import Scope
 from evershell.core.api import Blueprint, ErrorSchema
+from evershell.core.errors import ErrorCode as E
 from evershell.core.pagination import page_schema
 from evershell.secrets import credentials as credential_services
 from evershell.secrets import crypto
@@ -51,17 +52,19 @@ class Secrets(MethodView):
     @blp.response(201, SecretSchema)
     @blp.alt_response(400, **_400)
     @blp.alt_response(409, **_409)
+    @blp.errors(E.NAME_TAKEN)
     def post(self, data):
         """Store a secret. The value is encrypted at rest and no route returns it again."""
         return secret_services.create(current_principal(), data["name"], data["value"],
                                       data["description"])
 
 
-@blp.route("/<secret_id>")
+@blp.route("/<id:secret_id>")
 class SecretById(MethodView):
     @declare(S.SECRETS_READ, Billing.READ)
     @blp.response(200, SecretSchema)
     @blp.alt_response(404, **_404_SECRET)
+    @blp.errors(E.SECRET_NOT_FOUND)
     def get(self, secret_id):
         """Get one secret's metadata (never its value)."""
         return secret_services.get(current_principal(), secret_id)
@@ -71,6 +74,7 @@ class SecretById(MethodView):
     @blp.response(200, SecretSchema)
     @blp.alt_response(400, **_400)
     @blp.alt_response(404, **_404_SECRET)
+    @blp.errors(E.SECRET_NOT_FOUND)
     def patch(self, data, secret_id):
         """Rotate the value (`value`; sets `last_rotated_at`) and/or change the
         description. Names do not change: roles and providers refer to them."""
@@ -81,7 +85,10 @@ class SecretById(MethodView):
     @blp.response(200, SecretSchema)
     @blp.alt_response(404, **_404_SECRET)
     @blp.alt_response(409, schema=ErrorSchema,
-                      description="secret_in_use: a provider's API key refers to it")
+                      description="secret_in_use: a provider's API key or a role's caps "
+                                  "env refers to it (`details.providers`, "
+                                  "`details.roles`: ids)")
+    @blp.errors(E.SECRET_NOT_FOUND, E.SECRET_IN_USE)
     def delete(self, secret_id):
         """Delete a secret; answers with its metadata as it was."""
         return secret_services.delete(current_principal(), secret_id)
@@ -111,6 +118,7 @@ class Credentials(MethodView):
     @credentials_blp.alt_response(400, **_400)
     @credentials_blp.alt_response(403, **_403_CRED)
     @credentials_blp.alt_response(409, **_409)
+    @credentials_blp.errors(E.NAME_TAKEN)
     def post(self, data):
         """Create a credential: `scope` `user` (yours; a task you submit uses it before an
         org-wide one of the same name) or `org` (needs `credentials:write`)."""
@@ -119,12 +127,13 @@ class Credentials(MethodView):
             scope=data["scope"], description=data["description"])
 
 
-@credentials_blp.route("/<credential_id>")
+@credentials_blp.route("/<id:credential_id>")
 class CredentialById(MethodView):
     @declare(CRED_READ, Billing.READ)
     @credentials_blp.response(200, CredentialSchema)
     @credentials_blp.alt_response(403, **_403_CRED)
     @credentials_blp.alt_response(404, **_404_CRED)
+    @credentials_blp.errors(E.CREDENTIAL_NOT_FOUND)
     def get(self, credential_id):
         """Get one credential's metadata (never its material)."""
         return credential_services.get(current_principal(), credential_id)
@@ -136,6 +145,7 @@ class CredentialById(MethodView):
     @credentials_blp.alt_response(403, **_403_CRED)
     @credentials_blp.alt_response(404, **_404_CRED)
     @credentials_blp.alt_response(409, **_409)
+    @credentials_blp.errors(E.CREDENTIAL_NOT_FOUND, E.NAME_TAKEN)
     def patch(self, data, credential_id):
         """Rotate (`material`: the kind's fields afresh; sets `last_rotated_at`), rename
         or redescribe. The kind does not change: make a new credential instead."""
@@ -147,6 +157,7 @@ class CredentialById(MethodView):
     @credentials_blp.response(200, CredentialSchema)
     @credentials_blp.alt_response(403, **_403_CRED)
     @credentials_blp.alt_response(404, **_404_CRED)
+    @credentials_blp.errors(E.CREDENTIAL_NOT_FOUND)
     def delete(self, credential_id):
         """Delete a credential; answers with its metadata as it was."""
         return credential_services.delete(current_principal(), credential_id)

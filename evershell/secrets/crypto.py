@@ -9,7 +9,8 @@ of the key that sealed it.
 
 Unset, a key derived from ``SECRET_KEY`` (id ``derived``) is used: fine for one machine,
 but production must set ``EVERSHELL_SECRETS_KEYS`` so that rotating the session-signing
-key does not strand every secret. The derived key stays in the ring as a decrypt-only
+key does not strand every secret (``evershell up`` says so once, see
+``derived_key_warning``). The derived key stays in the ring as a decrypt-only
 fallback once real keys are configured, so rows sealed before can still be re-encrypted.
 
 The associated data binds a ciphertext to its row (org id + row id): a ciphertext copied
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 import os
 import re
 from dataclasses import dataclass
@@ -31,8 +31,6 @@ from flask import Flask, current_app
 
 from evershell.config import env
 from evershell.core.crypto import derive_key
-
-log = logging.getLogger("evershell.secrets")
 
 ENV_NAME = "EVERSHELL_SECRETS_KEYS"
 CONFIG_NAME = "SECRETS_KEYS"
@@ -133,11 +131,21 @@ def keyring(app: Flask | None = None) -> KeyRing:
     fingerprint = (raw, secret_key)
     if cached is None or cached[0] != fingerprint:
         ring = build_keyring(raw, secret_key)
-        if ring.primary_id == DERIVED_KEY_ID and not app.config.get("TESTING"):
-            log.warning("%s is not set: secrets are encrypted with a key derived from "
-                        "SECRET_KEY. Set %s in production.", ENV_NAME, ENV_NAME)
         app.extensions[_EXTENSION] = cached = (fingerprint, ring)
     return cached[1]
+
+
+def derived_key_warning(app: Flask) -> str | None:
+    """What to tell the operator when secrets are sealed with the key derived from
+    ``SECRET_KEY``, or None when a key ring is configured.
+
+    Said once by the commands that start or check a deployment (``evershell up``), not by
+    every process that happens to build the key ring.
+    """
+    if keyring(app).primary_id != DERIVED_KEY_ID:
+        return None
+    return (f"{ENV_NAME} is not set: secrets are encrypted with a key derived from "
+            f"SECRET_KEY. Set {ENV_NAME} in production.")
 
 
 def check_configuration(app: Flask) -> None:

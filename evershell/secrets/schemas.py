@@ -78,7 +78,23 @@ class CredentialListArgsSchema(PageArgsSchema):
     name = ma.fields.String(load_default=None, metadata={"description": "Exact name"})
 
 
+def _material_by_kind() -> dict:
+    """The fields each kind's material needs, as the services enforce them."""
+    variants = []
+    for kind, (required, optional) in KIND_FIELDS.items():
+        variants.append({"properties": {
+            "kind": {"const": kind},
+            "material": {"type": "object", "required": list(required),
+                         "properties": {f: {"type": "string", "minLength": 1}
+                                        for f in required + optional},
+                         "additionalProperties": False}}})
+    return {"oneOf": variants}
+
+
 class CredentialCreateSchema(ma.Schema):
+    class Meta:
+        openapi = _material_by_kind()
+
     name = ma.fields.String(required=True, metadata=_NAME_DOC)
     kind = ma.fields.String(required=True, validate=ma.validate.OneOf(_KINDS))
     scope = ma.fields.String(load_default=CredentialScope.USER.value,

@@ -26,7 +26,7 @@ from evershell.core.errors import ErrorCode, EvershellError, validation_error
 from evershell.core.ids import new_id
 from evershell.core.pagination import paginate
 from evershell.extensions import db
-from evershell.secrets import crypto, rules
+from evershell.secrets import crypto, rules, usage
 from evershell.secrets.models import Credential, Secret
 
 
@@ -116,15 +116,17 @@ def update(actor: Principal, secret_id: str, description: str | None = None,
 
 
 def delete(actor: Principal, secret_id: str) -> Secret:
-    """Delete a secret for good; what referred to it by name stops resolving. A secret a
-    provider holds as its API key is refused with 409 ``secret_in_use``."""
+    """Delete a secret for good. While anything uses it (a provider's API key, a role's
+    caps ``env``: whatever registered with ``usage``) it is refused with 409
+    ``secret_in_use``; ``details`` lists the users' ids per kind (``providers``,
+    ``roles``; an empty list for a kind that does not use it)."""
     secret = get(actor, secret_id, for_update=True)
-    from evershell.providers.services import providers_using_secret
-    users = providers_using_secret(actor.org_id, secret.id)
+    users = usage.usage_of(actor.org_id, [secret])[secret.id]
     if users:
+        details = {kind: [] for kind in usage.registered()} | users.ids()
         raise EvershellError(ErrorCode.SECRET_IN_USE,
-                             f"Secret {secret.name} is the API key of {len(users)} provider(s); "
-                             "change or delete them first.", 409, {"providers": users})
+                             f"Secret {secret.name} is used by {users.describe()}; change "
+                             "or delete them first.", 409, details)
     db.session.delete(secret)
     db.session.flush()
     audit.record(actor.org_id, "secret.delete", "secret", secret.id, {"name": secret.name})

@@ -17,7 +17,7 @@ from evershell.access.scopes import Scope
 from evershell.access.web import console_page
 from evershell.core.errors import EvershellError
 from evershell.extensions import db
-from evershell.secrets import services
+from evershell.secrets import services, usage
 from evershell.secrets.credential_views import blp as credentials_blp  # noqa: F401
 from evershell.secrets.forms import LIST_LIMIT, can_create, failure, htmx
 
@@ -25,10 +25,12 @@ blp = Blueprint("secrets_views", __name__, url_prefix="/settings/secrets")
 
 
 def _render(status: int = 200, **context):
-    secrets = services.list_secrets(current_principal(), LIST_LIMIT, None)["data"]
+    principal = current_principal()
+    secrets = services.list_secrets(principal, LIST_LIMIT, None)["data"]
     template = "secrets/_panel.html" if htmx() else "secrets/index.html"
     context.setdefault("dialog", htmx())
     return render_template(template, secrets=secrets, can_create=can_create(),
+                           usage=usage.usage_of(principal.org_id, secrets),
                            **context), status
 
 

@@ -146,3 +146,67 @@ def test_entries_are_escaped(console_client, owner):
     html = text(console_client(owner).get(PAGE))
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def _rows(html: str) -> list[str]:
+    body = html[html.index("<tbody>"):html.index("</tbody>")]
+    return [re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", row.replace("<wbr>", ""))))
+            .strip()
+            for row in re.split(r"<tr[^>]*>", body)[1:]]
+
+
+def test_rows_name_the_actor_target_and_show_the_change(console_client, org, owner):
+    member = make_member(org, role="operator", email=f"op-{org.slug}@example.test")
+    add_entry(owner, "member.add", "membership", member.id,
+              {"email": member.user.email, "role": "operator"}, at=T0)
+    add_entry(owner, "member.role_change", "membership", member.id,
+              {"email": member.user.email, "user_id": member.user_id,
+               "role": ["operator", "member"]}, at=T0 + timedelta(seconds=1))
+    add_entry(owner, "org.update", "org", org.id, {"name": ["Acme", "Acme Corp"]},
+              at=T0 + timedelta(seconds=2))
+    add_entry(owner, "api_key.create", "api_key", "key_ci", {"name": "nightly CI"},
+              at=T0 + timedelta(seconds=3))
+    # a refusal records no name: the target's name comes from its latest entry
+    refused = add_entry(owner, "member.remove", "membership", member.id,
+                        {"code": "permission_denied", "reason": "Needs members:write."},
+                        at=T0 + timedelta(seconds=4), shape="api_key")
+    refused.outcome, refused.api_key_id = "denied", "key_ci"
+    rows = _rows(text(console_client(owner).get(PAGE)))
+    assert rows[0] == (f"2024-05-01 12:00:04 {owner.user.email} API key “nightly CI” "
+                       f"member.remove membership {member.user.email} "
+                       "reason Needs members:write. denied")
+    assert f"member.role_change membership {member.user.email} " \
+           "role operator → member success" in rows[3]
+    assert "org.update org Acme Corp name Acme → Acme Corp success" in rows[2]
+    assert "role operator" in rows[4] and "→" not in rows[4]  # a create has no change
+
+
+def test_the_page_reads_the_log_in_as_many_queries_however_many_targets(console_client, org, owner):
+    from sqlalchemy import event
+
+    from evershell.extensions import db
+
+    def statements(count: int) -> int:
+        for n in range(count):
+            add_entry(owner, "secret.create", "secret", f"sec_{count}_{n}",
+                      {"name": f"S{n}"}, at=T0)
+            add_entry(owner, "secret.delete", "secret", f"sec_{count}_{n}",
+                      {"code": "x"}, at=T0).outcome = "denied"
+        db.session.flush()
+        seen = []
+
+        def listener(_conn, _cursor, statement, *_args):
+            if statement.lstrip().upper().startswith("SELECT") and "audit_entries" in statement:
+                seen.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            response = client.get(PAGE, query_string={"action": "secret.*"})
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        assert response.status_code == 200 and f"S{count - 1}" in text(response)
+        db.session.execute(db.text("delete from audit_entries where action like 'secret.%'"))
+        return len(seen)
+
+    client = console_client(owner)
+    assert statements(2) == statements(12) == 2  # the page, then the names

@@ -50,7 +50,7 @@ def live_db(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def live_server(live_db, redis_url, tmp_path_factory) -> Iterator[LiveServer]:
+def live_server(live_db, redis_url, sandbox_root, tmp_path_factory) -> Iterator[LiveServer]:
     """gunicorn serving Evershell, plus the local AuthKit-protocol server, as real processes."""
     port, auth_port = free_port(), free_port()
     instance = tmp_path_factory.mktemp("e2e-instance")
@@ -58,7 +58,9 @@ def live_server(live_db, redis_url, tmp_path_factory) -> Iterator[LiveServer]:
     env = evershell_env(
         DATABASE_URL=live_db, REDIS_URL=redis_url, PORT=str(port),
         EVERSHELL_INSTANCE_DIR=str(instance), SECRET_KEY="e2e-secret-key",
-        EVERSHELL_PUBLIC_URL=f"http://127.0.0.1:{port}", EVERSHELL_LOCALAUTH_URL=auth_url)
+        EVERSHELL_PUBLIC_URL=f"http://127.0.0.1:{port}", EVERSHELL_LOCALAUTH_URL=auth_url,
+        # Web and workers share the sandbox root, which must be world-searchable.
+        EVERSHELL_SANDBOX_ROOT=sandbox_root)
     env.pop("WORKOS_CLIENT_ID", None)
     run_cli("db", "upgrade", env=env)
     auth = subprocess.Popen(
@@ -66,7 +68,8 @@ def live_server(live_db, redis_url, tmp_path_factory) -> Iterator[LiveServer]:
         env=dict(env, LOCALAUTH_PORT=str(auth_port), LOCALAUTH_ISSUER=auth_url,
                  LOCALAUTH_KEY_FILE=str(instance / "localauth-key.pem")))
     web = subprocess.Popen(
-        [str(BIN / "gunicorn"), "--chdir", str(ROOT), "-k", "gevent", "-w", "1",
+        [str(BIN / "gunicorn"), "--chdir", str(ROOT), "-k", "evershell.server.Worker",
+         "-w", "1",
          "-b", f"127.0.0.1:{port}", "app:app"], env=env)
     try:
         wait_for_http(f"{auth_url}/health", auth)

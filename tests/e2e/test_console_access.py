@@ -26,15 +26,16 @@ def org(live_server):
 
 def test_owner_sees_every_settings_page(page, live_server, org):
     console = Console(page, live_server.url).sign_in(org["owner"])
-    assert console.nav_labels == ["Roles", "Providers", "Packs", "Secrets", "Credentials",
-                                  "Members", "API keys", "Audit log", "Organisation"]
+    assert console.nav_labels == ["Workspaces", "Roles", "Providers", "Packs", "Secrets",
+                                  "Credentials", "Members", "API keys", "Audit log",
+                                  "Organisation"]
     assert page.get_by_role("heading", name=f"Welcome, {org['owner']}").is_visible()
 
 
 def test_member_sees_only_what_a_member_may_use(page, live_server, org):
     console = Console(page, live_server.url).sign_in(org["member"])
-    assert console.nav_labels == ["Roles", "Providers", "Packs", "Credentials", "API keys",
-                                  "Organisation"]
+    assert console.nav_labels == ["Workspaces", "Roles", "Providers", "Packs",
+                                  "Credentials", "API keys", "Organisation"]
     response = page.goto(live_server.url + "/audit")
     assert response.status == 403
     page.goto(live_server.url + "/settings/org")

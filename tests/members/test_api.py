@@ -297,7 +297,7 @@ def test_another_orgs_ids_are_404(client, headers):
     for target, code in ((other_member.id, "membership_not_found"),
                          (other_inv, "invitation_not_found"),
                          ("mem_01J9ZZZZZZZZZZZZZZZZZZZZZZ", "membership_not_found"),
-                         ("nonsense", "membership_not_found")):
+                         ("mem_nonsense", "membership_not_found")):
         patched = client.patch(f"{URL}/{target}", json={"role": "owner"}, headers=headers)
         deleted = client.delete(f"{URL}/{target}", headers=headers)
         for response in (patched, deleted):

@@ -122,8 +122,9 @@ def test_description_is_limited(client, headers):
 def test_missing_name_and_json_bodies_are_refused(client, headers):
     assert error_of(upload(client, headers, None, files={"a": b"1"})) == \
         (400, "validation_error")
+    # An upload route takes multipart only: a JSON body is the wrong media type.
     response = client.post(URL, json={"name": "docs"}, headers=headers)
-    assert error_of(response) == (400, "validation_error")
+    assert error_of(response) == (415, "unsupported_media_type")
 
 
 # -- versions ------------------------------------------------------------------------------

@@ -105,7 +105,9 @@ def test_the_registry_lists_every_tool_limit_and_mode_the_schema_accepts():
     assert all(t["description"] for t in registry["tools"])
     memory = next(lim for lim in registry["limits"] if lim["name"] == "memory_mb")
     assert memory == {"name": "memory_mb", "default": 1024, "minimum": 64,
-                      "maximum": 65536, "unit": "MiB", "description": memory["description"]}
+                      "maximum": 65536, "unit": "MiB", "description": memory["description"],
+                      "enforced_by": memory["enforced_by"]}
+    assert memory["enforced_by"]  # how this host enforces it (tests/workspaces says more)
     assert [m["name"] for m in registry["network_modes"]] == ["none", "allowlist"]
     assert [m["name"] for m in registry["checkpoint_modes"]] == ["none", "per_task"]
     assert [m["name"] for m in registry["env_sources"]] == ["secret", "credential"]

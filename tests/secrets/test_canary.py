@@ -78,6 +78,7 @@ def _body(rule: str, method: str) -> dict | None:
     """Requests that carry a canary in; everything else gets an empty JSON body."""
     if method not in ("POST", "PUT", "PATCH"):
         return None
+    rule = re.sub(r"<[^:>]+:", "<", rule)  # converters aside: <id:secret_id> → <secret_id>
     if rule == "/v1/secrets":
         return {"name": "lower-case-refused", "value": CANARIES["secret"]}
     if rule == "/v1/secrets/<secret_id>":

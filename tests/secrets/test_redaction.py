@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -111,3 +112,40 @@ def test_a_stream_emits_what_is_safe_without_waiting_for_the_end(redactor):
     assert third.startswith("x" * (hold - 5) + "[secret:GITHUB_TOKEN]")
     rest = stream.flush()
     assert first + second + third + rest == redactor.redact("x" * 100 + TOKEN + "y" * 100)
+
+
+@pytest.mark.parametrize("encode", [
+    lambda v: v.encode().hex(),
+    lambda v: v.encode().hex().upper(),
+    lambda v: v[::-1],
+    lambda v: "\n".join(v) + "\n",
+    lambda v: "\r\n".join(v),
+    lambda v: quote(v),
+    lambda v: re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quote(v, safe="")),
+], ids=["hex", "HEX", "reversed", "char-per-line", "char-per-crlf-line", "url-slash-safe",
+        "url-lower"])
+def test_the_documented_extra_encodings_are_replaced(redactor, encode):
+    redacted = redactor.redact(f"out: {encode(TOKEN)} :end")
+    assert "[secret:GITHUB_TOKEN]" in redacted
+    assert encode(TOKEN).strip() not in redacted
+
+
+def test_a_part_of_a_text_never_shows_part_of_a_value(redactor):
+    text = f"aaaa{TOKEN}bbbb"
+    start = text.index(TOKEN) + 5
+    assert redactor.redact_part(text, start, len(text)) == "[secret:GITHUB_TOKEN]bbbb"
+    assert redactor.redact_part(text, 0, start) == "aaaa[secret:GITHUB_TOKEN]"
+    assert redactor.redact_part(text, 0, 3) == "aaa"
+    assert Redactor({}).redact_part(text, 1, 3) == "aa"
+
+
+def test_text_cut_inside_a_value_hides_the_start_of_it(redactor):
+    assert redactor.redact_cut(f"output {TOKEN[:9]}") == "output [secret:GITHUB_TOKEN]"
+    assert redactor.redact_cut("output ghp") == "output ghp"  # too short to say anything
+    assert redactor.redact_cut(f"{TOKEN} done") == "[secret:GITHUB_TOKEN] done"
+
+
+def test_a_value_base64_encoded_alone_leaves_no_tail(redactor):
+    for encoded in (base64.b64encode(TOKEN.encode()).decode(),
+                    base64.urlsafe_b64encode(TOKEN.encode()).decode().rstrip("=")):
+        assert redactor.redact(f"[{encoded}]") == "[[secret:GITHUB_TOKEN]]"

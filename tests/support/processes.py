@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -59,3 +61,34 @@ def stop(proc: subprocess.Popen, seconds: float = 20) -> int:
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], *, workers: int = 1, app: str = "app:app",
+             log: Path | None = None, extra: tuple[str, ...] = ()) -> Iterator[str]:
+    """gunicorn with Evershell's worker class, as the Procfile runs it; its base URL.
+    Its output goes to ``log`` (printed when the block ends, so a failing test shows
+    it) or nowhere."""
+    port = free_port()
+    command = [str(BIN / "gunicorn"), "--chdir", str(ROOT), "-k", "evershell.server.Worker",
+               "-w", str(workers), "-b", f"127.0.0.1:{port}", *extra, app]
+    with (log.open("w") if log else open(os.devnull, "w")) as sink:
+        web = subprocess.Popen(command, env=env, stdout=sink, stderr=sink)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/health", web)
+        yield url
+    finally:
+        stop(web)
+        if log is not None:
+            print(log.read_text()[-20000:])
+
+
+def seed_owner_key(env: dict[str, str], slug: str) -> str:
+    """An org, its owner and a full API key of theirs, through the CLI; the key."""
+    run_cli("db", "upgrade", env=env)
+    run_cli("org", "create", "--name", slug.title(), "--slug", slug, env=env)
+    run_cli("user", "add", "--org", slug, "--email", f"owner@{slug}.test", "--role", "owner",
+            env=env)
+    return run_cli("apikey", "create", "--org", slug, "--user", f"owner@{slug}.test",
+                   "--name", "load", env=env).split()[-1]
