@@ -1,0 +1,77 @@
+"""The RQ worker Evershell runs: work horses that die with their worker, and the
+periodic reaper.
+
+RQ forks a work horse per job and the horse calls ``setpgrp()``, so a worker killed with
+SIGKILL leaves its horse running — and with it a sandboxed command, whose bubblewrap
+dies only with *its* parent. Each horse therefore asks the kernel for SIGKILL when its
+parent dies (``PR_SET_PDEATHSIG``); bubblewrap's ``--die-with-parent`` carries that
+death into the sandbox. Jobs that died so are settled by the reaper, which runs every
+``REAPER_INTERVAL`` seconds on one worker at a time (a Redis lock).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import threading
+
+from flask import Flask
+from rq import Worker
+
+log = logging.getLogger("evershell.worker")
+
+PR_SET_PDEATHSIG = 1
+REAPER_INTERVAL = 30.0
+_REAPER_LOCK = "evershell:reaper"
+
+
+def die_with_parent(expected_parent: int) -> None:
+    """SIGKILL this process when its parent dies (Linux); exit now if it already has."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != expected_parent:  # the parent died between fork and prctl
+        os._exit(1)
+
+
+class EvershellWorker(Worker):
+    """An RQ worker whose work horses die with it."""
+
+    def fork_work_horse(self, job, queue):
+        self._evershell_parent = os.getpid()
+        return super().fork_work_horse(job, queue)
+
+    def main_work_horse(self, job, queue):
+        die_with_parent(getattr(self, "_evershell_parent", os.getppid()))
+        return super().main_work_horse(job, queue)
+
+
+class Reaper(threading.Thread):
+    """Runs ``jobs.reaper.sweep`` every ``interval`` seconds while the worker lives."""
+
+    def __init__(self, app: Flask, interval: float = REAPER_INTERVAL) -> None:
+        super().__init__(name="evershell-reaper", daemon=True)
+        self.app, self.interval = app, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        from evershell.extensions import get_redis
+        while not self.stopped.wait(self.interval):
+            try:
+                with self.app.app_context():
+                    lock = get_redis().lock(_REAPER_LOCK, timeout=self.interval * 4,
+                                            blocking=False)
+                    if not lock.acquire():
+                        continue
+                    try:
+                        from jobs import reaper
+                        settled = reaper.sweep()
+                    finally:
+                        lock.release()
+                if settled:
+                    log.warning("reaper settled %d workspace(s): %s", len(settled), settled)
+            except Exception:
+                # A sweep that failed (the database restarting) is retried next round.
+                log.exception("reaper sweep failed")
