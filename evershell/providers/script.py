@@ -2,7 +2,9 @@
 
 A script is a list of steps; each step is one assistant turn with optional ``text`` and
 optional ``tool_calls`` (``[{"name", "arguments": {...}}]``), and at least one of them.
-Nothing else is accepted, so the adapter (a later issue) can trust what it reads. The
+Nothing else is accepted, so the adapter can trust what it reads. In a step's text,
+``{last_tool_output}`` stands for what the last tool call returned (so a script can
+answer with the output of a program it ran). The
 same schema documents the API body and validates console input.
 """
 

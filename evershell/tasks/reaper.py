@@ -1,0 +1,49 @@
+"""Tasks whose run died with its worker: past the run's deadline the task fails with the
+reason, its attempt is bumped (the dead run can write nothing more), and its workspace
+goes back to ``idle`` when the live directory is intact, else ``failed``."""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+
+from evershell.core.db import utcnow
+from evershell.extensions import db
+from evershell.tasks import services
+from evershell.tasks.models import Task, TaskStatus
+from evershell.workspaces import lifecycle, sandboxes
+from evershell.workspaces.models import Status, Workspace
+
+log = logging.getLogger("evershell.reaper")
+REASON = ("The task's run did not finish before its deadline: its worker stopped "
+          "(killed, or the machine went away).")
+
+
+def sweep() -> dict[str, str]:
+    settled = {}
+    overdue = list(db.session.scalars(sa.select(Task.id).where(
+        Task.status.in_([TaskStatus.QUEUED, TaskStatus.RUNNING]),
+        Task.job_deadline.is_not(None), Task.job_deadline < utcnow()).limit(100)))
+    db.session.commit()
+    for task_id in overdue:
+        task = db.session.scalar(sa.select(Task).where(Task.id == task_id).with_for_update())
+        if task is None or task.status not in (TaskStatus.QUEUED, TaskStatus.RUNNING) \
+                or task.job_deadline is None or task.job_deadline >= utcnow():
+            db.session.rollback()
+            continue
+        task.attempt += 1
+        services.finish(task, TaskStatus.FAILED, failure_code="worker_lost",
+                        failure_reason=REASON)
+        workspace = db.session.scalar(sa.select(Workspace).where(
+            Workspace.id == task.workspace_id).with_for_update())
+        if workspace is not None and workspace.status == Status.BUSY:
+            intact = sandboxes.backend().is_live(workspace.id)
+            lifecycle.move(workspace, allowed_from=[Status.BUSY],
+                           to=Status.IDLE if intact else Status.FAILED,
+                           cause=f"reaper:{task.id}", actor=None,
+                           values={} if intact else {"failure_reason": REASON})
+        db.session.commit()
+        settled[task_id] = TaskStatus.FAILED
+        log.warning("reaper failed task %s: its run died", task_id)
+    return settled
