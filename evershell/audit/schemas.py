@@ -14,6 +14,7 @@ from datetime import UTC
 import marshmallow as ma
 
 from evershell.audit.queries import FILTERS, OUTCOMES
+from evershell.core.api import TimeOrEmpty
 from evershell.core.pagination import PageArgsSchema
 
 EXPORT_FORMATS = ("jsonl", "csv")
@@ -32,11 +33,11 @@ class AuditFilterSchema(ma.Schema):
     target = ma.fields.String(
         load_default=None, validate=ma.validate.Length(max=120),
         metadata={"description": "A target id, or `type:<target type>` (`type:api_key`)."})
-    since = ma.fields.AwareDateTime(
+    since = TimeOrEmpty(
         load_default=None, default_timezone=None,
         metadata={"description": "Entries at or after this time (ISO 8601 with a "
                                  "timezone, e.g. `2024-05-01T00:00:00Z`)."})
-    until = ma.fields.AwareDateTime(
+    until = TimeOrEmpty(
         load_default=None, default_timezone=None,
         metadata={"description": "Entries strictly before this time (ISO 8601 with a "
                                  "timezone). Must not be earlier than `since`."})

@@ -25,6 +25,12 @@ from evershell.core import inputs
 from evershell.core.errors import ErrorCode, validation_error
 
 
+class TimeOrEmpty(ma.fields.AwareDateTime):
+    """An ISO 8601 date-time with a timezone, or an empty value meaning "not given" (a
+    form submits every field): documented as a string, not as a date-time, since an
+    empty value is accepted."""
+
+
 class ErrorBodySchema(ma.Schema):
     code = ma.fields.Enum(ErrorCode, by_value=True, required=True,
                           metadata={"description": "Closed-enum error slug"})
@@ -117,6 +123,7 @@ class EvershellApi(Api):
         super().init_app(app, spec_kwargs=spec_kwargs)
         app.url_map.converters.setdefault("id", IdConverter)
         self.register_converter(IdConverter, _id_parameter)
+        self.register_field(TimeOrEmpty, "string", None)
         for name, scheme in SECURITY_SCHEMES.items():
             self.spec.components.security_scheme(name, scheme)
 

@@ -155,7 +155,7 @@ def version_diff(args, role_id, number):
 
 @blp.route("/<id:role_id>/capabilities/explain", methods=["POST"])
 @declare(READ, Billing.READ)
-@blp.arguments(ExplainArgsSchema)
+@blp.arguments(ExplainArgsSchema, required=False)
 @blp.response(200, RoleExplanationSchema)
 @blp.alt_response(404, schema=ErrorSchema, description="role_not_found or version_not_found")
 @blp.alt_response(422, schema=ErrorSchema, description=INVALID_CAPS)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -50,14 +49,6 @@ def world(live_server):
     return {"owner": owner, "api": api, "role": role["id"]}
 
 
-@pytest.fixture
-def sandbox_root():
-    """The worker's live directories: under a directory every user can traverse, as a
-    sandbox root must be (pytest's temporary directories are private)."""
-    root = tempfile.mkdtemp(prefix="evershell-e2e-sandboxes-")
-    os.chmod(root, 0o711)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def _shot(page, name: str) -> None:
