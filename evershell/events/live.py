@@ -139,9 +139,12 @@ class Subscriber:
             time.sleep(self.reconnect_seconds)
 
     def _listen(self, redis) -> None:
+        # TCP keepalive finds a dead peer behind a silent network; a unix socket (the
+        # embedded Redis) has no such option and refuses it.
+        tcp = {} if self.url.startswith("unix:") else {"socket_keepalive": True}
         client = redis.Redis.from_url(
             self.url, client_name=f"evershell-events:{os.getpid()}",
-            health_check_interval=30, socket_keepalive=True, socket_connect_timeout=5)
+            health_check_interval=30, socket_connect_timeout=5, **tcp)
         prefix = channel_prefix(client)
         pubsub = client.pubsub()
         self._pubsub = pubsub

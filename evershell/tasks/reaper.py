@@ -41,7 +41,7 @@ def sweep() -> dict[str, str]:
             intact = sandboxes.backend().is_live(workspace.id)
             lifecycle.move(workspace, allowed_from=[Status.BUSY],
                            to=Status.IDLE if intact else Status.FAILED,
-                           cause=f"reaper:{task.id}", actor=None,
+                           cause="reaper", actor=None, extra={"task_id": task.id},
                            values={} if intact else {"failure_reason": REASON})
         db.session.commit()
         settled[task_id] = TaskStatus.FAILED

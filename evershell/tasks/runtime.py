@@ -51,8 +51,8 @@ def _start(task_id: str, attempt: int) -> tuple[Task, Workspace]:
         Workspace.id == task.workspace_id).with_for_update())
     if workspace is None or workspace.deleted_at is not None:
         raise Fenced(task_id)
-    lifecycle.move(workspace, allowed_from=[Status.IDLE], to=Status.BUSY,
-                   cause=f"task:{task.id}", actor=None, wanted="run a task in")
+    lifecycle.move(workspace, allowed_from=[Status.IDLE], to=Status.BUSY, cause="task",
+                   actor=None, wanted="run a task in", extra={"task_id": task.id})
     task.status = TaskStatus.RUNNING
     task.started_at = utcnow()
     return task, workspace
@@ -128,7 +128,7 @@ def release_workspace(task: Task) -> None:
     if workspace is not None and workspace.status == Status.BUSY \
             and workspace.deleted_at is None:
         lifecycle.move(workspace, allowed_from=[Status.BUSY], to=Status.IDLE,
-                       cause=f"task:{task.id}", actor=None)
+                       cause="task_ended", actor=None, extra={"task_id": task.id})
 
 
 def _context(task: Task, workspace: Workspace) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def conflict(workspace: Workspace, wanted: str) -> EvershellError:
 def move(workspace: Workspace, *, allowed_from: Iterable[str], to: str, cause: str,
          actor: str | None, attempt: int | None = None, bump_attempt: bool = False,
          job_seconds: int | None = None, values: dict[str, Any] | None = None,
-         wanted: str | None = None) -> Workspace:
+         wanted: str | None = None, extra: dict[str, Any] | None = None) -> Workspace:
     """Move ``workspace`` to ``to`` if its status is one of ``allowed_from``.
 
     ``attempt`` fences a job: the move happens only while it is still the current attempt
@@ -81,7 +81,7 @@ def move(workspace: Workspace, *, allowed_from: Iterable[str], to: str, cause: s
         setattr(workspace, name, value)
     # The ORM must not write these again from its own copy.
     db.session.expire(workspace, ["updated_at"])
-    emit_status(workspace, seen, to, cause, actor)
+    emit_status(workspace, seen, to, cause, actor, **(extra or {}))
     return workspace
 
 

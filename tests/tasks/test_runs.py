@@ -47,10 +47,10 @@ def test_the_demo_script_counts_words_of_the_uploaded_file(client, session, owne
     workspace = session.get(Workspace, body["workspace_id"])
     assert workspace.status == "idle"
     from evershell.events import services as events
-    moves = [(e["data"]["to"], e["data"]["cause"]) for e in
+    moves = [(e["data"]["to"], e["data"]["cause"], e["data"].get("task_id")) for e in
              events.page(f"workspace:{workspace.id}")["data"]]
-    cause = f"task:{body['task_id']}"
-    assert moves[-2:] == [("busy", cause), ("idle", cause)]
+    assert moves[-2:] == [("busy", "task", body["task_id"]),
+                          ("idle", "task_ended", body["task_id"])]
 
 
 def test_a_follow_up_task_sees_the_history_and_runs_in_the_same_workspace(client, session,
