@@ -70,6 +70,7 @@ def run(task_id: str, attempt: int) -> None:
     # Plain values from here on: no ORM object may open a transaction (on SQLite, the
     # write lock) while the loop runs commands for minutes.
     workspace_id, uid, files = workspace.id, workspace.sandbox_uid, list(task.uploads)
+    org_id, per_task = workspace.org_id, context_values.pop("checkpoint")
     db.session.commit()
 
     backend = sandboxes.backend()
@@ -93,7 +94,20 @@ def run(task_id: str, attempt: int) -> None:
                                          failure_reason=reason)
     finally:
         watcher.stop()
-    _end(task_id, attempt, outcome)
+    checkpoint = _checkpoint(backend, org_id, workspace_id) if per_task else None
+    _end(task_id, attempt, outcome, checkpoint)
+
+
+def _checkpoint(backend, org_id: str, workspace_id: str):
+    """``checkpoints: per_task``: a snapshot of /data after the task, while the workspace
+    is still busy (no next task writes meanwhile). A failed checkpoint is logged; the
+    task's own outcome stands."""
+    from evershell.workspaces.runtime import store_snapshot
+    try:
+        return store_snapshot(backend, org_id, workspace_id)
+    except Exception:
+        log.exception("checkpoint of %s after a task failed", workspace_id)
+        return None
 
 
 def _emitter(task_id: str, attempt: int):
@@ -105,7 +119,7 @@ def _emitter(task_id: str, attempt: int):
     return emit
 
 
-def _end(task_id: str, attempt: int, outcome) -> None:
+def _end(task_id: str, attempt: int, outcome, checkpoint=None) -> None:
     task = _fenced(task_id, attempt)
     task.input_tokens += outcome.input_tokens
     task.output_tokens += outcome.output_tokens
@@ -116,8 +130,21 @@ def _end(task_id: str, attempt: int, outcome) -> None:
     services.finish(task, status, result=outcome.result, failure_code=outcome.failure_code,
                     failure_reason=outcome.failure_reason, cause="cancel",
                     running=outcome.running)
+    if checkpoint is not None:
+        db.session.flush()
+        record_checkpoint(task, checkpoint)
     release_workspace(task)
     db.session.commit()
+
+
+def record_checkpoint(task: Task, blob) -> None:
+    from evershell.tasks.history import terminal_count
+    from evershell.workspaces.models import Snapshot
+    db.session.add(Snapshot(org_id=task.org_id, workspace_id=task.workspace_id,
+                            ref=blob.digest, task_count=terminal_count(task.workspace_id),
+                            size_bytes=blob.size, cause="checkpoint"))
+    db.session.execute(sa.update(Workspace).where(Workspace.id == task.workspace_id)
+                       .values(snapshot_ref=blob.digest, last_snapshot_error=None))
 
 
 def release_workspace(task: Task) -> None:
@@ -169,4 +196,5 @@ def _context(task: Task, workspace: Workspace) -> dict[str, Any]:
         "max_continuations": task.max_continuations,
         "max_context_tokens": task.max_context_tokens,
         "thinking_effort": task.thinking_effort, "notes": notes,
+        "checkpoint": caps.checkpoints == "per_task",
     }

@@ -118,6 +118,17 @@ def _scratch() -> Path:
     return path
 
 
+def store_snapshot(backend, org_id: str, workspace_id: str):
+    """Archive the live /data (minus packs) into the blob store; the stored blob."""
+    with tempfile.TemporaryDirectory(dir=_scratch()) as scratch:
+        archive = backend.snapshot(workspace_id, Path(scratch))
+        with open(archive.path, "rb") as source:
+            blob = snapshot_store(org_id).put(source)
+    if blob.digest != archive.sha256:
+        raise RuntimeError("the stored snapshot's hash differs from the archive's")
+    return blob
+
+
 def stop(workspace_id: str, attempt: int) -> None:
     """Snapshot ``/data`` (minus packs) into the blob store, record it, free the live
     directory, and go ``stopped``. A live directory that is gone sets
@@ -132,12 +143,7 @@ def stop(workspace_id: str, attempt: int) -> None:
         db.session.commit()
         return
     try:
-        with tempfile.TemporaryDirectory(dir=_scratch()) as scratch:
-            archive = backend.snapshot(workspace.id, Path(scratch))
-            with open(archive.path, "rb") as source:
-                blob = snapshot_store(workspace.org_id).put(source)
-        if blob.digest != archive.sha256:
-            raise RuntimeError("the stored snapshot's hash differs from the archive's")
+        blob = store_snapshot(backend, workspace.org_id, workspace.id)
     except Fenced:
         raise
     except Exception as exc:

@@ -140,3 +140,23 @@ def test_a_canary_secret_never_leaves_the_sandbox(client, session, owner):
                  canary[::-1], "\n".join(canary)):
         assert form not in everything
     assert "[secret:CANARY]" in everything
+
+
+def test_checkpoints_per_task_snapshot_after_each_task(client, owner):
+    script = [{"tool_calls": [{"name": "shell", "arguments": {
+        "command": "date +%N >> /data/work/log.txt"}}]}, {"text": "ok"}]
+    role = _role_with_script(owner, script, "tools: [shell]\ncheckpoints: per_task\n")
+    body = client.post("/v1/tasks", headers=owner.headers,
+                       json={"role_id": role.role.id, "description": "one"}).get_json()
+    run_jobs()
+    client.post(f"/v1/workspaces/{body['workspace_id']}/tasks", headers=owner.headers,
+                json={"description": "two"})
+    run_jobs()
+    snapshots = client.get(f"/v1/workspaces/{body['workspace_id']}/snapshots",
+                           headers=owner.headers).get_json()["data"]
+    assert [(s["cause"], s["task_count"]) for s in snapshots] == [
+        ("checkpoint", 2), ("checkpoint", 1)]
+    workspace = client.get(f"/v1/workspaces/{body['workspace_id']}",
+                           headers=owner.headers).get_json()
+    assert workspace["snapshot_ref"] == snapshots[0]["snapshot_ref"]
+    assert workspace["status"] == "idle"
