@@ -104,10 +104,11 @@ def console_blueprints() -> list:
     from evershell.roles.views import blp as roles_views
     from evershell.secrets.views import blp as secrets_views
     from evershell.secrets.views import credentials_blp as credentials_views
+    from evershell.tasks.views import blp as tasks_views
     from evershell.workspaces.views import blp as workspaces_views
     return [console, access_views, auth, members_views, apikeys_views, org_views,
             audit_views, providers_views, roles_views, packs_views, secrets_views,
-            credentials_views, workspaces_views]
+            credentials_views, workspaces_views, tasks_views]
 
 
 _API_DESCRIPTION = (

@@ -264,6 +264,13 @@ def worker(burst: bool) -> None:
     except HostNotReady as exc:
         raise click.ClickException(f"{exc}\nRun `evershell doctor` for the details.") \
             from None
+    # Work horses are forked per job: import what jobs run once, here, so no horse pays
+    # for those imports (a few hundred ms of every task's start otherwise).
+    import jobs.reaper  # noqa: F401
+    import jobs.tasks  # noqa: F401
+    import jobs.workspaces  # noqa: F401
+    from evershell.tasks import runtime as _tasks_runtime  # noqa: F401
+    from evershell.workspaces import runtime as _workspaces_runtime  # noqa: F401
     queues = current_app.config["QUEUES"]
     if not burst:
         Reaper(current_app._get_current_object(),

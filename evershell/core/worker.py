@@ -45,7 +45,18 @@ class EvershellWorker(Worker):
 
     def main_work_horse(self, job, queue):
         die_with_parent(getattr(self, "_evershell_parent", os.getppid()))
+        forget_inherited_connections()
         return super().main_work_horse(job, queue)
+
+
+def forget_inherited_connections() -> None:
+    """In a forked work horse: the parent's pooled database connections are its own; the
+    horse opens fresh ones (SQLAlchemy's documented recipe for fork)."""
+    from flask import has_app_context
+
+    from evershell.extensions import db
+    if has_app_context():
+        db.engine.dispose(close=False)
 
 
 class Reaper(threading.Thread):

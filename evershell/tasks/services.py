@@ -256,3 +256,47 @@ def _register() -> None:
 
 
 _register()
+
+
+# -- for the console (read-only) ---------------------------------------------------------
+
+def all_events(task: Task) -> list[dict]:
+    """The task's whole log, oldest first, as ``events.page`` serialises it."""
+    found, after = [], 0
+    while True:
+        page = events.page(stream_key(task.id), after=after, limit=events.MAX_PAGE)
+        found.extend(page["data"])
+        if page["next_cursor"] is None:
+            return found
+        after = int(page["next_cursor"])
+
+
+def can_cancel(actor: Principal, task: Task) -> bool:
+    """Whether ``actor`` may cancel ``task`` now (the console's Cancel button)."""
+    if task.status not in ACTIVE or not actor.has(S.TASKS_WRITE_OWN):
+        return False
+    if actor.has_org_wide(S.TASKS_WRITE):
+        return True
+    return db.session.scalar(sa.select(Workspace.created_by_user_id).where(
+        Workspace.id == task.workspace_id)) == actor.user_id
+
+
+def can_submit(actor: Principal) -> bool:
+    """Seed 001's permissions sentence: may this caller submit tasks at all?"""
+    return actor.has(S.WORKSPACE_WRITE_OWN) and actor.has(S.TASKS_WRITE_OWN)
+
+
+def can_follow_up(actor: Principal, task: Task) -> bool:
+    """Whether ``submit_next`` into the task's workspace would be accepted now: the caller
+    may write to it, it is idle or stopped, and none of its tasks is active."""
+    if not can_submit(actor):
+        return False
+    workspace = db.session.get(Workspace, task.workspace_id)
+    if workspace is None or workspace.deleted_at is not None or \
+            workspace.archived_at is not None or \
+            workspace.status not in (Status.IDLE, Status.STOPPED):
+        return False
+    if not workspaces.can_change(actor, workspace):
+        return False
+    return db.session.scalar(sa.select(sa.func.count()).select_from(Task).where(
+        Task.workspace_id == workspace.id, Task.status.in_(ACTIVE))) == 0
