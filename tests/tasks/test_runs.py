@@ -160,3 +160,35 @@ def test_checkpoints_per_task_snapshot_after_each_task(client, owner):
                            headers=owner.headers).get_json()
     assert workspace["snapshot_ref"] == snapshots[0]["snapshot_ref"]
     assert workspace["status"] == "idle"
+
+
+def test_a_fork_at_a_task_count_copies_those_tasks_and_their_logs(client, owner):
+    script = [{"tool_calls": [{"name": "shell", "arguments": {"command": "true"}}]},
+              {"text": "ok"}]
+    role = _role_with_script(owner, script, "tools: [shell]\ncheckpoints: per_task\n")
+    body = client.post("/v1/tasks", headers=owner.headers,
+                       json={"role_id": role.role.id, "description": "one"}).get_json()
+    run_jobs()
+    client.post(f"/v1/workspaces/{body['workspace_id']}/tasks", headers=owner.headers,
+                json={"description": "two"})
+    run_jobs()
+    fork = client.post(f"/v1/workspaces/{body['workspace_id']}/fork", headers=owner.headers,
+                       json={"task_count": 1})
+    assert fork.status_code == 202, fork.get_data()
+    child = fork.get_json()
+    assert child["fork_point_task_count"] == 1
+    copied = client.get(f"/v1/tasks?workspace_id={child['id']}",
+                        headers=owner.headers).get_json()["data"]
+    assert [(t["number"], t["description"], t["copied_from_task_id"]) for t in copied] == [
+        (1, "one", body["task_id"])]
+    original = [(e["id"], e["type"]) for e in _log(client, owner.headers, body["task_id"])]
+    assert [(e["id"], e["type"]) for e in _log(client, owner.headers, copied[0]["id"])] \
+        == original
+    run_jobs()
+    follow = client.post(f"/v1/workspaces/{child['id']}/tasks", headers=owner.headers,
+                         json={"description": "three"})
+    assert follow.status_code == 202, follow.get_data()
+    run_jobs()
+    numbers = [t["number"] for t in client.get(f"/v1/tasks?workspace_id={child['id']}",
+                                               headers=owner.headers).get_json()["data"]]
+    assert numbers == [2, 1]

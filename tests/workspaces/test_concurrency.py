@@ -57,3 +57,42 @@ def test_ten_concurrent_stops_move_the_workspace_once(world, web):
         assert [j.func_name for j in get_queue("workspaces").jobs] == ["jobs.workspaces.stop"]
         get_queue("workspaces").empty()
         db.session.commit()
+
+
+def test_concurrent_retries_of_one_multipart_submit_make_one_task(world, web):
+    from evershell.tasks.models import Task
+    app, _env = world
+    with app.app_context():
+        owner = make_member(make_org(), role="owner")
+        key = make_api_key(owner)
+        role_id = make_role(owner, provider=make_provider(owner)).role.id
+        org_id = owner.org_id
+        db.session.commit()
+    barrier = threading.Barrier(6)
+    answers: list[tuple[int, dict]] = []
+
+    def submit() -> None:
+        barrier.wait()
+        response = requests.post(
+            f"{web}/v1/tasks", timeout=30,
+            headers={"Authorization": f"Bearer {key}", "Idempotency-Key": "upload-once"},
+            data={"role_id": role_id, "description": "count"},
+            files={"file": ("notes.txt", b"one two three")})
+        answers.append((response.status_code, response.json()))
+
+    threads = [threading.Thread(target=submit) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    created = [body for status, body in answers if status == 202]
+    assert created and all(body == created[0] for body in created)
+    assert all(status == 202 or body["error"]["code"] == "idempotency_in_progress"
+               for status, body in answers), answers
+    with app.app_context():
+        tasks = db.session.scalars(sa.select(Task).where(Task.org_id == org_id)).all()
+        assert [t.id for t in tasks] == [created[0]["task_id"]]
+        assert [u["name"] for u in tasks[0].uploads] == ["notes.txt"]
+        for name in ("workspaces", "tasks"):
+            get_queue(name).empty()
+        db.session.commit()
