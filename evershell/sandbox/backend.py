@@ -141,5 +141,9 @@ class SandboxBackend(Protocol):
                 expected_sha256: str, packs: list[PackMount]) -> None:
         """Make the live ``/data`` from a verified archive plus packs; files go to uid."""
 
+    def kill_running(self, workspace_id: str) -> int:
+        """Kill whatever still runs for the workspace (a dead worker's commands)."""
+        ...
+
     def destroy(self, workspace_id: str) -> None:
         """Kill anything running for the workspace and remove its live ``/data``."""

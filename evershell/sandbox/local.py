@@ -105,6 +105,16 @@ class LocalBackend:
             os.chown(live / area, uid, uid, follow_symlinks=False)
         _install_packs(live, packs)
 
+    def kill_running(self, workspace_id: str) -> int:
+        """Kill every process still running in the workspace's exec cgroups (from any
+        process: the reaper calls this for a run whose worker died, whose sandboxed
+        commands may have outlived it); how many groups it emptied."""
+        groups = list(cgroups.groups_of(self.cgroup_parent, workspace_id))
+        for group in groups:
+            group.kill_all()
+            group.remove()
+        return len(groups)
+
     def destroy(self, workspace_id: str) -> None:
         """Kill every exec of the workspace (from any process) and remove its files."""
         workspace = self._workspace_dir(workspace_id)

@@ -37,6 +37,9 @@ def sweep() -> dict[str, str]:
                         failure_reason=REASON)
         workspace = db.session.scalar(sa.select(Workspace).where(
             Workspace.id == task.workspace_id).with_for_update())
+        if workspace is not None:
+            # The dead run's sandboxed commands may have outlived their worker.
+            sandboxes.backend().kill_running(workspace.id)
         if workspace is not None and workspace.status == Status.BUSY:
             intact = sandboxes.backend().is_live(workspace.id)
             lifecycle.move(workspace, allowed_from=[Status.BUSY],

@@ -38,7 +38,9 @@ def settle(workspace_id: str) -> str | None:
             or workspace.job_deadline >= utcnow():
         db.session.rollback()
         return None
-    intact = sandboxes.backend().is_live(workspace.id)
+    backend = sandboxes.backend()
+    backend.kill_running(workspace.id)  # what the dead job's commands left running
+    intact = backend.is_live(workspace.id)
     was = workspace.status
     job = "provisioning" if was == Status.PROVISIONING else "stop"
     if intact:

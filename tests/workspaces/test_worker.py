@@ -75,10 +75,24 @@ def _processes_of(uid: int) -> list[int]:
                 status = (entry / "status").read_text()
             except OSError:
                 continue
+            if "State:\tZ" in status:
+                continue  # dead, waiting for init to reap it: nothing runs
             for line in status.splitlines():
                 if line.startswith("Uid:") and int(line.split()[1]) == uid:
                     found.append(int(entry.name))
     return found
+
+
+def _running_command(uid: int, command: str) -> bool:
+    """A live process of ``uid`` whose command line is ``command``."""
+    for pid in _processes_of(uid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if cmdline.decode(errors="replace").strip() == command:
+            return True
+    return False
 
 
 def _alive(pid: int) -> bool:
@@ -106,10 +120,9 @@ def test_a_worker_killed_mid_job_leaves_no_process_and_the_reaper_settles(world,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while not _processes_of(uid) and time.monotonic() < deadline:
+        while not _running_command(uid, "sleep 600") and time.monotonic() < deadline:
             time.sleep(0.2)
-        sandboxed = _processes_of(uid)
-        assert sandboxed, "the sandboxed command never started"
+        assert _running_command(uid, "sleep 600"), "the sandboxed command never started"
         horses = [int(p) for p in subprocess.run(
             ["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout.split()]
         assert horses
