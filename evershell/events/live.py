@@ -91,6 +91,7 @@ class Subscriber:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._pubsub = None
+        self._closed = False
 
     def register(self, stream_key: str) -> Client:
         """A new client of ``stream_key``, receiving every event published from now on
@@ -124,18 +125,32 @@ class Subscriber:
                                             daemon=True)
             self._thread.start()
 
+    def close(self) -> None:
+        """Stop the subscription for good (a process that no longer serves streams)."""
+        self._closed = True
+        pubsub = self._pubsub
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection: nothing to do
+                log.debug("closing the event subscription failed", exc_info=True)
+
     def _run(self) -> None:
         import redis
 
-        while True:
+        while not self._closed:
             try:
                 self._listen(redis)
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 log.warning("event subscription lost (%s); reconnecting in %.1fs",
                             exc, self.reconnect_seconds)
             except Exception:
+                if self._closed:
+                    return
                 log.exception("event subscription failed; reconnecting")
             self._ready.clear()
+            if self._closed:
+                return
             time.sleep(self.reconnect_seconds)
 
     def _listen(self, redis) -> None:

@@ -16,6 +16,21 @@ TIMEOUT = 3600
 GRACE_SECONDS = 120
 
 
+def job_id(task_id: str, attempt: int) -> str:
+    return f"task-run-{task_id}-{attempt}"
+
+
+def job_lost(task_id: str, attempt: int) -> bool:
+    """RQ has no live job for this run any more although the task is still queued."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+    try:
+        job = Job.fetch(job_id(task_id, attempt), connection=get_queue(QUEUE).connection)
+    except NoSuchJobError:
+        return True
+    return job.get_status(refresh=False) in ("failed", "stopped", "canceled")
+
+
 def enqueue_run(task: Task) -> None:
     """Queue ``jobs.tasks.run(task_id, attempt)`` after the commit; its deadline is what
     the reaper watches."""
@@ -27,6 +42,7 @@ def enqueue_run(task: Task) -> None:
     def _enqueue() -> None:
         with app.app_context():
             get_queue(QUEUE).enqueue("jobs.tasks.run", task_id, attempt, job_timeout=TIMEOUT,
+                                     job_id=job_id(task_id, attempt),
                                      result_ttl=3600, failure_ttl=86400,
                                      description=f"task {task_id} attempt {attempt}")
 

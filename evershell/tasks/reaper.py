@@ -20,8 +20,58 @@ REASON = ("The task's run did not finish before its deadline: its worker stopped
           "(killed, or the machine went away).")
 
 
-def sweep() -> dict[str, str]:
+def _requeue_waiting() -> dict[str, str]:
+    """A task still ``submitted`` although its workspace is idle missed the moment the
+    workspace became idle (they are queued in the same transaction that makes it idle,
+    so this is a lost enqueue): queue it now."""
+    from evershell.tasks import queue
     settled = {}
+    waiting = list(db.session.scalars(sa.select(Task.id).join(
+        Workspace, Workspace.id == Task.workspace_id).where(
+        Task.status == TaskStatus.SUBMITTED, Workspace.status == Status.IDLE,
+        Workspace.deleted_at.is_(None)).limit(100)))
+    db.session.commit()
+    for task_id in waiting:
+        task = db.session.scalar(sa.select(Task).where(Task.id == task_id).with_for_update())
+        if task is None or task.status != TaskStatus.SUBMITTED:
+            db.session.rollback()
+            continue
+        task.status = TaskStatus.QUEUED
+        queue.enqueue_run(task)
+        db.session.commit()
+        settled[task_id] = TaskStatus.QUEUED
+        log.warning("reaper queued task %s: its workspace was idle", task_id)
+    return settled
+
+
+def _relaunch_lost() -> dict[str, str]:
+    """A queued task whose run RQ no longer has gets a new attempt and a new run."""
+    from datetime import timedelta
+
+    from evershell.tasks import queue
+    settled = {}
+    candidates = db.session.execute(sa.select(Task.id, Task.attempt).where(
+        Task.status == TaskStatus.QUEUED,
+        Task.queued_at < utcnow() - timedelta(seconds=30)).limit(50)).all()
+    db.session.commit()
+    for task_id, attempt in candidates:
+        if not queue.job_lost(task_id, attempt):
+            continue
+        task = db.session.scalar(sa.select(Task).where(Task.id == task_id).with_for_update())
+        if task is None or task.status != TaskStatus.QUEUED or task.attempt != attempt:
+            db.session.rollback()
+            continue
+        task.attempt += 1
+        queue.enqueue_run(task)
+        db.session.commit()
+        settled[task_id] = TaskStatus.QUEUED
+        log.warning("reaper relaunched the lost run of task %s", task_id)
+    return settled
+
+
+def sweep() -> dict[str, str]:
+    settled = _requeue_waiting()
+    settled.update(_relaunch_lost())
     overdue = list(db.session.scalars(sa.select(Task.id).where(
         Task.status.in_([TaskStatus.QUEUED, TaskStatus.RUNNING]),
         Task.job_deadline.is_not(None), Task.job_deadline < utcnow()).limit(100)))

@@ -25,6 +25,23 @@ def deadline(kind: str) -> datetime:
     return utcnow() + timedelta(seconds=timeout(kind))
 
 
+def job_id(kind: str, workspace_id: str, attempt: int) -> str:
+    """Known in advance, so the reaper can ask RQ what became of a workspace's job."""
+    return f"workspace-{kind}-{workspace_id}-{attempt}"
+
+
+def job_lost(kind: str, workspace_id: str, attempt: int) -> bool:
+    """RQ has no live job for this attempt any more (it failed, was stopped, or is gone)
+    although the workspace still waits for it."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+    try:
+        job = Job.fetch(job_id(kind, workspace_id, attempt), connection=get_queue(QUEUE).connection)
+    except NoSuchJobError:
+        return True
+    return job.get_status(refresh=False) in ("failed", "stopped", "canceled")
+
+
 def enqueue_after_commit(kind: str, workspace_id: str, attempt: int) -> None:
     """Enqueue ``jobs.workspaces.<kind>(workspace_id, attempt)`` once the current
     transaction commits; nothing if it rolls back. If Redis refuses after the commit,
@@ -35,6 +52,7 @@ def enqueue_after_commit(kind: str, workspace_id: str, attempt: int) -> None:
         with app.app_context():
             get_queue(QUEUE).enqueue(
                 f"jobs.workspaces.{kind}", workspace_id, attempt,
+                job_id=job_id(kind, workspace_id, attempt),
                 job_timeout=TIMEOUTS[kind], result_ttl=3600, failure_ttl=86400,
                 description=f"workspace {kind} {workspace_id} attempt {attempt}")
 

@@ -10,12 +10,13 @@ it come back — can change no status and append no event.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import sqlalchemy as sa
 
 from evershell.core.db import utcnow
 from evershell.extensions import db
-from evershell.workspaces import hooks, lifecycle, sandboxes
+from evershell.workspaces import hooks, jobs_queue, lifecycle, sandboxes
 from evershell.workspaces.models import IN_FLIGHT, Status, Workspace
 
 log = logging.getLogger("evershell.reaper")
@@ -56,11 +57,41 @@ def settle(workspace_id: str) -> str | None:
     return to
 
 
+LOST_AFTER = timedelta(seconds=30)
+
+
+def _relaunch_lost() -> dict[str, str]:
+    """A provisioning workspace whose job RQ no longer has (a failed enqueue, a job lost
+    with its worker) gets a new attempt and a new job now, not at its deadline."""
+    relaunched = {}
+    candidates = list(db.session.scalars(sa.select(Workspace).where(
+        Workspace.status == Status.PROVISIONING, Workspace.deleted_at.is_(None),
+        Workspace.status_changed_at < utcnow() - LOST_AFTER).limit(50)))
+    lost = [w.id for w in candidates if jobs_queue.job_lost("provision", w.id, w.attempt)]
+    db.session.commit()
+    for workspace_id in lost:
+        workspace = db.session.scalar(sa.select(Workspace).where(
+            Workspace.id == workspace_id).with_for_update())
+        if workspace is None or workspace.status != Status.PROVISIONING \
+                or not jobs_queue.job_lost("provision", workspace.id, workspace.attempt):
+            db.session.rollback()
+            continue
+        workspace.attempt += 1
+        workspace.job_deadline = jobs_queue.deadline("provision")
+        workspace.status_changed_at = utcnow()
+        jobs_queue.enqueue_after_commit("provision", workspace.id, workspace.attempt)
+        db.session.commit()
+        relaunched[workspace_id] = "provisioning"
+        log.warning("reaper relaunched the lost provisioning job of %s", workspace_id)
+    return relaunched
+
+
 def sweep() -> dict[str, str]:
     """Settle every overdue workspace; what each became."""
     settled = {}
     for sweeper in hooks.sweepers:  # tasks first: a dead task's workspace is busy
         settled.update(sweeper())
+    settled.update(_relaunch_lost())
     for workspace_id in overdue_ids():
         outcome = settle(workspace_id)
         if outcome is not None:

@@ -27,6 +27,7 @@ def test_events_reach_a_subscriber_over_a_unix_socket(tmp_path):
             received = [i for i in client.wait(0.5) if i is not live.RESYNC]
         assert received
         subscriber.unregister(client)
+        subscriber.close()
     finally:
         if child is not None:
             child.terminate()

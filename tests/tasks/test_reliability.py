@@ -38,6 +38,26 @@ def _wait_terminal(app, task_ids: list[str], seconds: float) -> dict[str, str]:
         time.sleep(0.2)
 
 
+def _stuck(app, statuses: dict[str, str]) -> list:
+    """What the unfinished tasks and their workspaces say, for the failure message."""
+    from evershell.workspaces.models import Workspace
+    report = []
+    with app.app_context():
+        for task_id, status in statuses.items():
+            if status in TERMINAL:
+                continue
+            task = db.session.get(Task, task_id)
+            workspace = db.session.get(Workspace, task.workspace_id)
+            moves = db.session.execute(sa.select(Event.type, Event.data).where(
+                Event.stream_key == f"workspace:{workspace.id}").order_by(Event.number)).all()
+            report.append((task_id, status, workspace.status, workspace.failure_reason,
+                           [(d.get("from"), d.get("to"), d.get("cause")) for _t, d in moves],
+                           [j.func_name for j in get_queue("workspaces").jobs],
+                           [j.func_name for j in get_queue("tasks").jobs]))
+        db.session.commit()
+    return report
+
+
 def test_twenty_workspaces_ten_rounds_all_finish_with_whole_logs(world):
     app, env = world
     script = [{"tool_calls": [{"name": "shell", "arguments": {
@@ -66,7 +86,7 @@ def test_twenty_workspaces_ten_rounds_all_finish_with_whole_logs(world):
         round_ids = [t for t, _w in first]
         for number in range(2, ROUNDS + 2):
             statuses = _wait_terminal(app, round_ids, 180)
-            assert all(s in TERMINAL for s in statuses.values()), statuses
+            assert all(s in TERMINAL for s in statuses.values()), _stuck(app, statuses)
             all_tasks += round_ids
             if number > ROUNDS:
                 break

@@ -192,3 +192,21 @@ def test_a_fork_at_a_task_count_copies_those_tasks_and_their_logs(client, owner)
     numbers = [t["number"] for t in client.get(f"/v1/tasks?workspace_id={child['id']}",
                                                headers=owner.headers).get_json()["data"]]
     assert numbers == [2, 1]
+
+
+def test_the_reaper_queues_a_task_whose_workspace_became_idle_without_it(client, session,
+                                                                          owner):
+    from evershell.tasks import reaper
+    from evershell.workspaces import hooks
+    role = _role_with_script(owner, [{"text": "done"}])
+    body = client.post("/v1/tasks", headers=owner.headers,
+                       json={"role_id": role.role.id, "description": "x"}).get_json()
+    on_idle, hooks.on_idle = hooks.on_idle, lambda _workspace: None  # a lost enqueue
+    try:
+        assert run_jobs() == ["provision"]
+    finally:
+        hooks.on_idle = on_idle
+    assert session.get(Task, body["task_id"]).status == "submitted"
+    assert reaper.sweep() == {body["task_id"]: "queued"}
+    assert run_jobs() == ["run"]
+    assert session.get(Task, body["task_id"]).status == "succeeded"

@@ -285,3 +285,16 @@ def test_a_new_pack_version_makes_a_live_workspace_stale_until_it_starts_again(
     run_jobs()
     assert client.get(url, headers=owner.headers).get_json()["pack_status"] == "current"
     assert (live / "packs" / pack.name / "README.md").read_bytes() == b"# v2\n"
+
+
+def test_the_reaper_relaunches_a_provisioning_job_rq_lost(client, session, owner, role):
+    from evershell.extensions import get_queue
+    body = create(client, owner.headers, role).get_json()
+    get_queue("workspaces").empty()  # the job is gone, deleted with its queue
+    row = session.get(Workspace, body["id"])
+    row.status_changed_at = utcnow() - timedelta(seconds=31)
+    session.commit()
+    assert reaper.sweep() == {body["id"]: "provisioning"}
+    assert session.get(Workspace, body["id"]).attempt == 2
+    assert run_jobs() == ["provision"]
+    assert session.get(Workspace, body["id"]).status == "idle"
