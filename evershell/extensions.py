@@ -49,3 +49,14 @@ def get_queue(name: str) -> Queue:
         raise ValueError(f"unknown queue {name!r}")
     from rq import Queue
     return Queue(name, connection=get_redis())
+
+
+def job_lost(queue_name: str, job_id: str) -> bool:
+    """RQ no longer has a live job ``job_id`` (it failed, was stopped, or is gone)."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+    try:
+        job = Job.fetch(job_id, connection=get_queue(queue_name).connection)
+    except NoSuchJobError:
+        return True
+    return job.get_status(refresh=False) in ("failed", "stopped", "canceled")

@@ -162,22 +162,36 @@ def declare_writes(session) -> None:
 def on_commit(session, callback) -> None:
     """Call ``callback()`` once the session's current transaction commits; forget it if
     the transaction rolls back first (so it never fires with a later commit)."""
+    _hook(session)
+    session.info["evershell_on_commit"].append(callback)
+
+
+def on_rollback(session, callback) -> None:
+    """Call ``callback()`` if the session's current transaction rolls back (not a
+    SAVEPOINT of it); forget it once the transaction commits."""
+    _hook(session)
+    session.info["evershell_on_rollback"].append(callback)
+
+
+def _hook(session) -> None:
+    session.info.setdefault("evershell_on_commit", [])
+    session.info.setdefault("evershell_on_rollback", [])
+    if session.info.get("evershell_hooked"):
+        return
+    session.info["evershell_hooked"] = True
     from sqlalchemy import event as sa_event
 
-    pending = session.info.setdefault("evershell_on_commit", [])
-    pending.append(callback)
-    if session.info.get("evershell_on_commit_hooked"):
-        return
-    session.info["evershell_on_commit_hooked"] = True
-
-    @sa_event.listens_for(session, "after_commit")
-    def _run(sess):
-        callbacks = list(sess.info.get("evershell_on_commit", []))
-        sess.info["evershell_on_commit"] = []
+    def _end(sess, run: str) -> None:
+        callbacks = list(sess.info[run])
+        sess.info["evershell_on_commit"], sess.info["evershell_on_rollback"] = [], []
         for item in callbacks:
             item()
 
+    @sa_event.listens_for(session, "after_commit")
+    def _committed(sess):
+        _end(sess, "evershell_on_commit")
+
     @sa_event.listens_for(session, "after_soft_rollback")
-    def _forget(sess, previous):
+    def _rolled_back(sess, previous):
         if not previous.nested:  # a SAVEPOINT rolled back: the outer work goes on
-            sess.info["evershell_on_commit"] = []
+            _end(sess, "evershell_on_rollback")

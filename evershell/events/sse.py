@@ -52,6 +52,16 @@ def stream(stream_key: str, *, after: int | None, terminal_types: set[str],
     return response
 
 
+def after_param(value: str | None) -> int | None:
+    """``?after=`` as a route reads it: absent or empty is None; else an event number
+    (400 ``validation_error`` otherwise)."""
+    if value is None or value == "":
+        return None
+    if not _NUMBER.fullmatch(value):
+        raise validation_error({"after": ["An event number (0, 1, 2, …)."]})
+    return int(value)
+
+
 def resume_point(after: int | None) -> int:
     """The number to replay after: ``Last-Event-ID`` when the client sent one, else
     ``after``, else 0."""

@@ -160,11 +160,6 @@ def task_events(task_id):
     """The task's event stream (SSE); it ends after `task.completed`, `task.failed` or
     `task.cancelled`. Resume with `Last-Event-ID` or `?after=`."""
     task = services.load(current_principal(), task_id)
-    after = request.args.get("after")
-    number = None
-    if after not in (None, ""):
-        number = 0 if after == "0" else inputs.version_number(after)
-        if number is None:
-            raise validation_error({"after": ["An event number (0, 1, 2, …)."]})
-    return sse.stream(services.stream_key(task.id), after=number,
+    return sse.stream(services.stream_key(task.id),
+                      after=sse.after_param(request.args.get("after")),
                       terminal_types=TERMINAL_EVENTS, is_finished=None)

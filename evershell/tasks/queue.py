@@ -8,6 +8,7 @@ from flask import current_app
 
 from evershell.core.db import on_commit, utcnow
 from evershell.extensions import db, get_queue
+from evershell.extensions import job_lost as extensions_job_lost
 from evershell.tasks.models import Task
 
 QUEUE = "tasks"
@@ -21,14 +22,8 @@ def job_id(task_id: str, attempt: int) -> str:
 
 
 def job_lost(task_id: str, attempt: int) -> bool:
-    """RQ has no live job for this run any more although the task is still queued."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-    try:
-        job = Job.fetch(job_id(task_id, attempt), connection=get_queue(QUEUE).connection)
-    except NoSuchJobError:
-        return True
-    return job.get_status(refresh=False) in ("failed", "stopped", "canceled")
+    """RQ has no live job for this run although the task is still queued."""
+    return extensions_job_lost(QUEUE, job_id(task_id, attempt))
 
 
 def enqueue_run(task: Task) -> None:

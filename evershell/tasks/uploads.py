@@ -17,6 +17,7 @@ from flask import current_app
 from werkzeug.datastructures import FileStorage
 
 from evershell.core.blobs import BlobTooLarge, blob_root, blob_store
+from evershell.core.db import on_rollback
 from evershell.core.errors import validation_error
 from evershell.extensions import db
 
@@ -59,7 +60,7 @@ def store(task_id: str, files: list[FileStorage]) -> list[Upload]:
         raise validation_error({"file": [f"At most {MAX_FILES} files per task."]})
     per_file = current_app.config["UPLOAD_MAX_FILE_BYTES"]
     total_limit = current_app.config["UPLOAD_MAX_BYTES"]
-    _forget_on_rollback(task_id)
+    on_rollback(db.session(), lambda: remove(task_id))
     store_ = blob_store(namespace(task_id))
     uploads: list[Upload] = []
     seen: set[str] = set()
@@ -82,26 +83,6 @@ def store(task_id: str, files: list[FileStorage]) -> list[Upload]:
                 f"The files together are larger than {total_limit:,} bytes."]})
         uploads.append(Upload(name, blob.digest, blob.size))
     return uploads
-
-
-def _forget_on_rollback(task_id: str) -> None:
-    session = db.session()
-    pending = session.info.setdefault("evershell_upload_namespaces", set())
-    if not pending:
-        from sqlalchemy import event
-
-        def _committed(sess) -> None:
-            sess.info.pop("evershell_upload_namespaces", None)
-
-        def _rolled_back(sess, previous) -> None:
-            if previous.nested:
-                return
-            for task in sess.info.pop("evershell_upload_namespaces", set()):
-                remove(task)
-
-        event.listen(session, "after_commit", _committed, once=True)
-        event.listen(session, "after_soft_rollback", _rolled_back, once=True)
-    pending.add(task_id)
 
 
 def remove(task_id: str) -> None:

@@ -158,6 +158,4 @@ def file_content(args, workspace_id):
 def events(workspace_id):
     """The workspace's event stream (SSE). Resume with `Last-Event-ID` or `?after=`;
     `?api_key=` is accepted here because EventSource cannot set headers."""
-    return services.event_stream(current_principal(), workspace_id,
-                                 request.headers.get("Last-Event-ID"),
-                                 request.args.get("after"))
+    return services.event_stream(current_principal(), workspace_id, request.args.get("after"))

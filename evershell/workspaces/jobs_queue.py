@@ -10,6 +10,7 @@ from flask import current_app
 
 from evershell.core.db import on_commit, utcnow
 from evershell.extensions import db, get_queue
+from evershell.extensions import job_lost as extensions_job_lost
 
 QUEUE = "workspaces"
 # Seconds each job may run; the workspace's deadline adds a grace for the queue wait.
@@ -31,15 +32,8 @@ def job_id(kind: str, workspace_id: str, attempt: int) -> str:
 
 
 def job_lost(kind: str, workspace_id: str, attempt: int) -> bool:
-    """RQ has no live job for this attempt any more (it failed, was stopped, or is gone)
-    although the workspace still waits for it."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-    try:
-        job = Job.fetch(job_id(kind, workspace_id, attempt), connection=get_queue(QUEUE).connection)
-    except NoSuchJobError:
-        return True
-    return job.get_status(refresh=False) in ("failed", "stopped", "canceled")
+    """RQ has no live job for this attempt although the workspace still waits for it."""
+    return extensions_job_lost(QUEUE, job_id(kind, workspace_id, attempt))
 
 
 def enqueue_after_commit(kind: str, workspace_id: str, attempt: int) -> None:

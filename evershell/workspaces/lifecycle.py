@@ -20,7 +20,7 @@ from evershell.core.db import utcnow
 from evershell.core.errors import ErrorCode, EvershellError
 from evershell.events import services as events
 from evershell.extensions import db
-from evershell.workspaces.models import Status, Workspace
+from evershell.workspaces.models import Workspace
 
 STATUS_EVENT = "workspace.status"
 DELETED_EVENT = "workspace.deleted"
@@ -101,7 +101,3 @@ def fenced_row(workspace_id: str, attempt: int, *, lock: bool = True) -> Workspa
     if workspace is None or workspace.attempt != attempt or workspace.deleted_at is not None:
         raise Fenced(workspace_id)
     return workspace
-
-
-def settle_status(status: str) -> bool:
-    return status in (Status.PROVISIONING, Status.STOPPING)

@@ -24,7 +24,7 @@ from evershell.access.principal import Principal
 from evershell.access.scopes import Scope
 from evershell.audit import services as audit
 from evershell.core.db import utcnow
-from evershell.core.errors import ErrorCode, EvershellError, validation_error
+from evershell.core.errors import ErrorCode, EvershellError
 from evershell.core.pagination import paginate
 from evershell.events import services as events
 from evershell.extensions import db
@@ -255,11 +255,6 @@ def delete(actor: Principal, workspace_id: str) -> WorkspaceView:
     return view(workspace)
 
 
-def validate_fork_body(snapshot_ref: str | None, task_count: int | None) -> None:
-    if snapshot_ref is not None and task_count is not None:
-        raise validation_error({"snapshot_ref": ["Give snapshot_ref or task_count, not both."]})
-
-
 def workspaces_using_role(org_id: str, role_id: str) -> list[str]:
     """Ids of workspaces (not deleted) that use ``role_id``: the roles service refuses
     its delete while there are any (409 ``role_in_use``)."""
@@ -269,22 +264,13 @@ def workspaces_using_role(org_id: str, role_id: str) -> list[str]:
 
 
 
-def event_stream(actor: Principal, workspace_id: str, last_event_id: str | None,
-                 after: str | None):
+def event_stream(actor: Principal, workspace_id: str, after: str | None):
     """The workspace's ``workspace.status`` stream over SSE, resumed after
     ``Last-Event-ID`` (which wins) or ``?after=``; it ends when the workspace is
     deleted (or after 30 minutes, with a ``retry:`` hint)."""
-    from evershell.core.inputs import version_number
     from evershell.events import sse
 
     workspace = _load(actor, workspace_id)
-    start = 0
-    for name, given in (("after", after), ("Last-Event-ID", last_event_id)):
-        if given not in (None, ""):
-            number = 0 if given == "0" else version_number(given)
-            if number is None:
-                raise validation_error({name: ["An event number (0, 1, 2, …)."]})
-            start = number
 
     def finished() -> bool:
         deleted = db.session.scalar(sa.select(Workspace.deleted_at).where(
@@ -292,9 +278,8 @@ def event_stream(actor: Principal, workspace_id: str, last_event_id: str | None,
         db.session.commit()
         return deleted is not None
 
-    return sse.stream(lifecycle.stream_key(workspace.id), after=start, terminal_types=set(),
-                      is_finished=finished)
-
+    return sse.stream(lifecycle.stream_key(workspace.id), after=sse.after_param(after) or 0,
+                      terminal_types=set(), is_finished=finished)
 
 role_usage.register("workspaces", workspaces_using_role)
 
@@ -308,6 +293,7 @@ def can_change(actor: Principal, workspace: Workspace) -> bool:
         return False
     return workspace.created_by_user_id == actor.user_id or \
         actor.has_org_wide(S.WORKSPACE_WRITE)
+
 
 
 def timeline(actor: Principal, workspace_id: str, limit: int = 200) -> list[dict]:

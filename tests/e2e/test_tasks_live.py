@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import requests
 from playwright.sync_api import expect
 
 from tests.e2e.pages import Console
@@ -26,20 +25,8 @@ SCRIPT = [{"tool_calls": [{"name": "shell", "arguments": {
 
 @pytest.fixture(scope="module")
 def world(live_server):
-    slug = "live-tasks"
-    live_server.cli("org", "create", "--name", "Live Tasks", "--slug", slug)
     owner, member = "owner@live-tasks.example", "member@live-tasks.example"
-    live_server.cli("user", "add", "--org", slug, "--email", owner, "--role", "owner")
-    live_server.cli("user", "add", "--org", slug, "--email", member, "--role", "member")
-    key = live_server.cli("apikey", "create", "--org", slug, "--user", owner,
-                          "--name", "seeding").strip()
-
-    def api(method: str, path: str, **kwargs) -> dict:
-        response = requests.request(method, live_server.url + path, timeout=30,
-                                    headers={"Authorization": f"Bearer {key}"}, **kwargs)
-        assert response.status_code < 300, (path, response.text)
-        return response.json()
-
+    api = live_server.seed_org("live-tasks", "Live Tasks", owner, members=(member,))
     provider = api("POST", "/v1/providers", json={
         "name": "offline", "kind": "scripted", "script": SCRIPT, "models": ["scripted"]})
     api("POST", "/v1/roles", json={

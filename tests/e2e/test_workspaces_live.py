@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import requests
 from playwright.sync_api import expect
 
 from tests.e2e.pages import Console
@@ -27,19 +26,8 @@ _COUNT_SSE_OPENS = ("document.addEventListener('htmx:sseOpen', () => {"
 
 @pytest.fixture(scope="module")
 def world(live_server):
-    slug = "live-badges"
-    live_server.cli("org", "create", "--name", "Live Badges", "--slug", slug)
     owner = "owner@live-badges.example"
-    live_server.cli("user", "add", "--org", slug, "--email", owner, "--role", "owner")
-    key = live_server.cli("apikey", "create", "--org", slug, "--user", owner,
-                          "--name", "seeding").strip()
-
-    def api(method: str, path: str, **kwargs) -> dict:
-        response = requests.request(method, live_server.url + path, timeout=30,
-                                    headers={"Authorization": f"Bearer {key}"}, **kwargs)
-        assert response.status_code < 300, (path, response.text)
-        return response.json()
-
+    api = live_server.seed_org("live-badges", "Live Badges", owner)
     provider = api("POST", "/v1/providers", json={
         "name": "offline", "kind": "scripted", "script": [{"text": "Done."}],
         "models": ["scripted"]})

@@ -92,3 +92,41 @@ def seed_owner_key(env: dict[str, str], slug: str) -> str:
             env=env)
     return run_cli("apikey", "create", "--org", slug, "--user", f"owner@{slug}.test",
                    "--name", "load", env=env).split()[-1]
+
+
+def processes_of(uid: int) -> list[int]:
+    """Live processes (zombies excluded) of host ``uid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            if "State:\tZ" in status:
+                continue  # dead, waiting for init to reap it: nothing runs
+            for line in status.splitlines():
+                if line.startswith("Uid:") and int(line.split()[1]) == uid:
+                    found.append(int(entry.name))
+    return found
+
+
+def running_command(uid: int, command: str) -> bool:
+    """A live process of ``uid`` whose command line is ``command``."""
+    for pid in processes_of(uid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if cmdline.decode(errors="replace").strip() == command:
+            return True
+    return False
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/status").exists() and \
+        "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()

@@ -12,6 +12,7 @@ from evershell.tasks.models import Task
 from evershell.workspaces.models import Workspace
 from tests.roles.conftest import make_provider, make_role
 from tests.secrets.factories import make_secret
+from tests.support.processes import processes_of
 from tests.workspaces.conftest import run_jobs
 
 
@@ -84,7 +85,7 @@ def test_cancel_kills_a_running_sleep(client, app, session, owner):
     def cancel_soon():
         with app.app_context():
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not _running(uid):
+            while time.monotonic() < deadline and not bool(processes_of(uid)):
                 time.sleep(0.05)
             from evershell.extensions import get_redis
             from evershell.tasks import signals
@@ -100,22 +101,8 @@ def test_cancel_kills_a_running_sleep(client, app, session, owner):
     assert task["status"] == "cancelled"
     last = _log(client, owner.headers, task_id)[-1]
     assert last["type"] == "task.cancelled" and last["data"]["running"] == "shell: sleep 600"
-    assert not _running(uid)
+    assert not bool(processes_of(uid))
     assert session.get(Workspace, body["workspace_id"]).status == "idle"
-
-
-def _running(uid: int) -> bool:
-    from pathlib import Path
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                status = (entry / "status").read_text()
-            except OSError:
-                continue
-            if any(line.startswith("Uid:") and int(line.split()[1]) == uid
-                   for line in status.splitlines()):
-                return True
-    return False
 
 
 def test_a_canary_secret_never_leaves_the_sandbox(client, session, owner):

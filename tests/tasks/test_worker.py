@@ -18,8 +18,7 @@ from evershell.tasks.models import Task
 from evershell.workspaces.models import Workspace
 from tests.factories import make_member, make_org, principal_for
 from tests.roles.conftest import make_provider, make_role
-from tests.support.processes import BIN, ROOT, stop
-from tests.workspaces.test_worker import _alive, _processes_of, _running_command
+from tests.support.processes import BIN, ROOT, alive, processes_of, running_command, stop
 
 
 def _submit(app, script):
@@ -69,18 +68,18 @@ def test_a_worker_killed_mid_task_leaves_nothing_running(world):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while not _running_command(uid, "sleep 600") and time.monotonic() < deadline:
+        while not running_command(uid, "sleep 600") and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _running_command(uid, "sleep 600"), "the task's command never started"
+        assert running_command(uid, "sleep 600"), "the task's command never started"
         assert _row(app, Task, task_id)["status"] == "running"
         horses = [int(p) for p in subprocess.run(
             ["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout.split()]
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
         deadline = time.monotonic() + 15
-        while any(_alive(p) for p in horses) and time.monotonic() < deadline:
+        while any(alive(p) for p in horses) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not [p for p in horses if _alive(p)], "a work horse outlived its worker"
+        assert not [p for p in horses if alive(p)], "a work horse outlived its worker"
     finally:
         if worker.poll() is None:
             stop(worker)
@@ -99,7 +98,7 @@ def test_a_worker_killed_mid_task_leaves_nothing_running(world):
     # bwrap --die-with-parent ends the sandbox with the horse; should a command have
     # outlived it (killed in the middle of bwrap's own start-up), the reaper killed its
     # cgroup: either way nothing of the task runs now.
-    assert not _processes_of(uid), "a process of the task is still running"
+    assert not processes_of(uid), "a process of the task is still running"
     task = _row(app, Task, task_id)
     assert task["status"] == "failed" and task["failure_code"] == "worker_lost"
     assert _row(app, Workspace, workspace_id)["status"] == "idle"

@@ -4,13 +4,11 @@ the reaper settles."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -21,7 +19,7 @@ from evershell.workspaces import services
 from evershell.workspaces.models import Workspace
 from tests.factories import make_member, make_org, principal_for
 from tests.roles.conftest import make_provider, make_role
-from tests.support.processes import BIN, ROOT, stop
+from tests.support.processes import BIN, ROOT, alive, processes_of, running_command, stop
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None,
                                 reason="bubblewrap is not installed (apt-get install bubblewrap)")
@@ -67,43 +65,6 @@ def test_a_burst_worker_provisions_and_stops(world, workspace):
     assert _status(app, workspace_id) == "stopped"
 
 
-def _processes_of(uid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                status = (entry / "status").read_text()
-            except OSError:
-                continue
-            if "State:\tZ" in status:
-                continue  # dead, waiting for init to reap it: nothing runs
-            for line in status.splitlines():
-                if line.startswith("Uid:") and int(line.split()[1]) == uid:
-                    found.append(int(entry.name))
-    return found
-
-
-def _running_command(uid: int, command: str) -> bool:
-    """A live process of ``uid`` whose command line is ``command``."""
-    for pid in _processes_of(uid):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if cmdline.decode(errors="replace").strip() == command:
-            return True
-    return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/status").exists() and \
-        "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-
-
 def test_a_worker_killed_mid_job_leaves_no_process_and_the_reaper_settles(world, workspace):
     app, workspace_id, _actor = workspace
     _burst(world[1])  # provisioned: idle
@@ -120,20 +81,20 @@ def test_a_worker_killed_mid_job_leaves_no_process_and_the_reaper_settles(world,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while not _running_command(uid, "sleep 600") and time.monotonic() < deadline:
+        while not running_command(uid, "sleep 600") and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _running_command(uid, "sleep 600"), "the sandboxed command never started"
+        assert running_command(uid, "sleep 600"), "the sandboxed command never started"
         horses = [int(p) for p in subprocess.run(
             ["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout.split()]
         assert horses
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
         deadline = time.monotonic() + 15
-        while (any(_alive(p) for p in horses) or _processes_of(uid)) \
+        while (any(alive(p) for p in horses) or processes_of(uid)) \
                 and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not [p for p in horses if _alive(p)], "a work horse outlived its worker"
-        assert not _processes_of(uid), "a sandboxed process outlived its worker"
+        assert not [p for p in horses if alive(p)], "a work horse outlived its worker"
+        assert not processes_of(uid), "a sandboxed process outlived its worker"
     finally:
         if worker.poll() is None:
             stop(worker)
