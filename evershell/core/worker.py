@@ -59,13 +59,30 @@ def forget_inherited_connections() -> None:
         db.engine.dispose(close=False)
 
 
-class Reaper(threading.Thread):
-    """Runs ``jobs.reaper.sweep`` every ``interval`` seconds while the worker lives."""
+class Reaper:
+    """Runs ``jobs.reaper.sweep`` every ``interval`` seconds while the worker lives, in a
+    process of its own: a thread in the worker would be forked into every work horse
+    mid-flight, and a horse inheriting a lock that thread held (the connection pool's,
+    the logging module's) hangs for good."""
 
     def __init__(self, app: Flask, interval: float = REAPER_INTERVAL) -> None:
-        super().__init__(name="evershell-reaper", daemon=True)
         self.app, self.interval = app, interval
         self.stopped = threading.Event()
+
+    def start(self) -> int:
+        """Fork the reaper (before the worker starts any thread); its pid."""
+        parent = os.getpid()
+        pid = os.fork()
+        if pid:
+            return pid
+        try:
+            die_with_parent(parent)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker handles Ctrl-C
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            forget_inherited_connections()
+            self.run()
+        finally:
+            os._exit(0)
 
     def run(self) -> None:
         from evershell.extensions import get_redis
