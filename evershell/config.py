@@ -66,6 +66,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EVERSHELL_ALLOW_PRIVATE_NETWORKS", "false",
             "Let providers reach loopback/private/CGNAT addresses (local vLLM, Ollama); "
             "link-local and cloud metadata addresses stay refused."),
+    Setting("EVERSHELL_PROVIDER_TIMEOUT_SECONDS", "300",
+            "Longest silence on a model call (connecting: 10 s) before it counts as a timeout."),
+    Setting("EVERSHELL_PROVIDER_RETRIES", "4",
+            "Retries of a model call the provider says to retry (429, 5xx, 529, timeouts, "
+            "connection errors); the SDKs' own retries are off."),
+    Setting("EVERSHELL_PROVIDER_BACKOFF_SECONDS", "1",
+            "First wait between retries when the provider names none; doubles each time "
+            "(at most 60 s), with jitter."),
+    Setting("EVERSHELL_PROVIDER_MAX_RETRY_WAIT_SECONDS", "120",
+            "Longest retry-after honoured; a provider asking for longer fails the task now."),
     Setting("EVERSHELL_BLOB_DIR", "<instance>/blobs",
             "Content-addressed blob store of content packs (local directory)."),
     Setting("EVERSHELL_PACK_MAX_BYTES", str(100 * 1024 * 1024),

@@ -48,6 +48,9 @@ class Message:
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_call_id: str | None = None
     tool_name: str | None = None
+    # Provider blocks an assistant turn must be sent back with, as they came (Anthropic's
+    # signed thinking blocks); opaque to everything but the adapter that made them.
+    replay: list[dict] | None = None
 
 
 @dataclass
@@ -70,6 +73,7 @@ class ModelReply:
     input_tokens: int
     output_tokens: int
     stop_reason: str
+    replay: list[dict] | None = None
 
 
 class ModelAdapter(Protocol):
@@ -78,6 +82,9 @@ class ModelAdapter(Protocol):
     def complete(self, request: ModelRequest, *, on_text: Callable[[str], None],
                  cancel: threading.Event) -> ModelReply:
         """The model's reply to ``request``, its text streamed through ``on_text``."""
+
+    def notes(self, thinking_effort: str) -> list[str]:
+        """What ``task.started`` says about how ``thinking_effort`` is used."""
 
 
 STREAM_CHUNKS = 4
@@ -110,6 +117,9 @@ class ScriptedAdapter:
         self.steps = normalise(script)
         self.calls = 0
 
+    def notes(self, thinking_effort: str) -> list[str]:
+        return ["thinking_effort is not used by a scripted provider"]
+
     def complete(self, request: ModelRequest, *, on_text: Callable[[str], None],
                  cancel: threading.Event) -> ModelReply:
         """The next step, its text streamed in a few chunks."""
@@ -133,13 +143,18 @@ class ScriptedAdapter:
                           stop_reason="tool_use" if calls else "end_turn")
 
 
-def adapter_for(provider_kind: str, *, script: list[dict] | None = None,
-                **config) -> ModelAdapter:
+def adapter_for(provider_kind: str, *, model: str = "", script: list[dict] | None = None,
+                base_url: str | None = None, api_key: str | None = None) -> ModelAdapter:
     """A fresh adapter for one task of a provider of ``provider_kind``."""
     if provider_kind == "scripted":
         if script is None:
             raise ValueError("a scripted provider needs its script")
         return ScriptedAdapter(script)
-    raise NotImplementedError(
-        f"no adapter for {provider_kind!r} providers yet: only 'scripted' runs in this "
-        "version; the Anthropic and OpenAI adapters come with the real-model issue")
+    if provider_kind == "anthropic":
+        from evershell.agent.anthropic_messages import AnthropicAdapter
+        return AnthropicAdapter(model=model, base_url=base_url, api_key=api_key)
+    if provider_kind in ("openai", "openai_compatible"):
+        from evershell.agent.openai_chat import OpenAIAdapter
+        return OpenAIAdapter(model=model, base_url=base_url, api_key=api_key,
+                             compatible=provider_kind == "openai_compatible")
+    raise ValueError(f"unknown provider kind {provider_kind!r}")

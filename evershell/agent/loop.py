@@ -30,6 +30,7 @@ from evershell.agent.adapters import (
 )
 from evershell.agent.budget import Usage, estimate_tokens, fit
 from evershell.agent.tools import describe, run_tool, specs_for
+from evershell.providers.clients import ProviderFailure
 from evershell.sandbox import Limits, SandboxError
 from evershell.secrets.redaction import Redactor
 
@@ -131,6 +132,14 @@ class _Loop:
         return self._end("failed", failure_code=code, failure_reason=reason)
 
     def run(self) -> LoopOutcome:
+        try:
+            return self._run()
+        finally:
+            close = getattr(self.ctx.adapter, "close", None)
+            if close is not None:
+                close()
+
+    def _run(self) -> LoopOutcome:
         ctx = self.ctx
         system = conv.system_text(ctx.system_prompt, ctx.pack_listing, self.redactor)
         messages, task = conv.opening_messages(ctx.history, ctx.description, ctx.uploads,
@@ -163,6 +172,11 @@ class _Loop:
             except ScriptEnded as ended:
                 deltas.finish()
                 return self._failed("script_ended", str(ended))
+            except ProviderFailure as problem:
+                deltas.finish()
+                reason = self.redactor.redact(problem.message)
+                log.warning("model call failed (%s): %s", problem.code, reason)
+                return self._failed(problem.code, reason)
             except Exception as error:  # any provider failure ends the task, reported
                 deltas.finish()
                 if ctx.cancel.is_set():
@@ -177,7 +191,8 @@ class _Loop:
             if text:
                 ctx.emit("message.created", {"text": text, "stop_reason": reply.stop_reason})
             shown = [conv.shown_call(call, self.redactor) for call in reply.tool_calls]
-            messages.append(Message(role="assistant", content=text, tool_calls=shown))
+            messages.append(Message(role="assistant", content=text, tool_calls=shown,
+                                    replay=reply.replay))
             usage = Usage(reply.input_tokens + reply.output_tokens, len(messages))
             if not reply.tool_calls:
                 if reply.stop_reason == "max_tokens":

@@ -8,8 +8,9 @@ from evershell.access.scopes import Scope
 from evershell.core.api import Blueprint, ErrorSchema
 from evershell.core.errors import ErrorCode as E
 from evershell.core.pagination import page_schema
-from evershell.providers import services
+from evershell.providers import checks, services
 from evershell.providers.schemas import (
+    ProviderCheckSchema,
     ProviderCreateSchema,
     ProviderListArgsSchema,
     ProviderSchema,
@@ -99,3 +100,17 @@ def archive(provider_id):
 def unarchive(provider_id):
     """Make an archived provider usable again."""
     return services.unarchive(current_principal(), provider_id)
+
+
+@blp.route("/<id:provider_id>/check", methods=["POST"])
+@declare(Scope.PROVIDERS_READ, Billing.READ)
+@blp.response(200, ProviderCheckSchema)
+@blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
+@blp.errors(E.PROVIDER_NOT_FOUND)
+def check(provider_id):
+    """Test the connection: call the provider's model listing (through the same guarded
+    client tasks use: the SSRF rules hold at connect time) and report reachability,
+    whether the key is accepted, and whether each configured model is listed, with the
+    latency. A failed check is still a 200: the report says what failed (`code` is the
+    failure code a task would meet). Changes nothing; never 423."""
+    return checks.check(current_principal(), provider_id)

@@ -63,3 +63,32 @@ class ProviderUpdateSchema(ProviderCreateSchema):
     name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
     kind = ma.fields.String(metadata={"description": "Cannot change; accepted only when "
                                                      "equal to the current kind"})
+
+
+class ModelCheckSchema(ma.Schema):
+    name = ma.fields.String()
+    available = ma.fields.Boolean(allow_none=True, metadata={
+        "description": "Listed by the provider; null when the listing could not be read"})
+
+
+class ProviderCheckSchema(ma.Schema):
+    provider_id = ma.fields.String()
+    kind = ma.fields.String(metadata={"enum": KINDS})
+    base_url = ma.fields.String(allow_none=True)
+    ok = ma.fields.Boolean(metadata={
+        "description": "Reachable, the key accepted and every configured model listed"})
+    reachable = ma.fields.Boolean(allow_none=True, metadata={
+        "description": "The provider answered at all (null for scripted providers)"})
+    authenticated = ma.fields.Boolean(allow_none=True, metadata={
+        "description": "The API key was accepted; null when that could not be told"})
+    code = ma.fields.String(allow_none=True, metadata={
+        "description": "The failure code a task would meet (provider_auth_failed, "
+                       "provider_unreachable, …); null when the check passed"})
+    message = ma.fields.String(metadata={"description": "What happened, in a sentence"})
+    latency_ms = ma.fields.Integer(allow_none=True, metadata={
+        "description": "How long the model listing took"})
+    listed_models = ma.fields.Integer(allow_none=True, metadata={
+        "description": "How many models the provider listed"})
+    models = ma.fields.List(ma.fields.Nested(ModelCheckSchema), metadata={
+        "description": "Each configured model, and whether the provider lists it"})
+    checked_at = ma.fields.DateTime()

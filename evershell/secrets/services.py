@@ -151,6 +151,16 @@ def secret_values(org_id: str, names: Iterable[str]) -> Plaintexts:
                        for row in rows})
 
 
+def secret_by_id(org_id: str, secret_id: str) -> tuple[str, str] | None:
+    """The (name, decrypted value) of secret ``secret_id`` of ``org_id``, for a provider
+    adapter's API key; None when there is no such secret. Never for a response."""
+    row = db.session.scalar(sa.select(Secret).where(Secret.org_id == org_id,
+                                                    Secret.id == secret_id))
+    if row is None:
+        return None
+    return row.name, crypto.decrypt_text(row.sealed, row.org_id, row.id)
+
+
 def reencrypt_all(batch_size: int = 500) -> dict[str, int]:
     """Re-seal every secret and credential not yet under the key ring's first key.
 

@@ -26,7 +26,7 @@ from evershell.roles.models import RoleVersion
 from evershell.sandbox.backend import Limits
 from evershell.secrets.credentials import resolve_for_task
 from evershell.secrets.redaction import Redactor
-from evershell.secrets.services import secret_values
+from evershell.secrets.services import secret_by_id, secret_values
 from evershell.tasks import services, signals, uploads
 from evershell.tasks.models import TERMINAL, Task, TaskStatus
 from evershell.workspaces import environments, lifecycle, sandboxes
@@ -158,6 +158,20 @@ def release_workspace(task: Task) -> None:
                        cause="task_ended", actor=None, extra={"task_id": task.id})
 
 
+def _provider_key(provider: Provider,
+                  exposed: dict[str, list[str]]) -> str | None:
+    """The provider's API key, added to what the task's redactor hides (a model could
+    only echo it if a tool printed it, and nothing would show it then either)."""
+    if provider.api_key_secret_id is None:
+        return None
+    found = secret_by_id(provider.org_id, provider.api_key_secret_id)
+    if found is None:
+        return None  # the provider answers 401: the task fails with provider_auth_failed
+    name, value = found
+    exposed.setdefault(name, []).append(value)
+    return value
+
+
 def _context(task: Task, workspace: Workspace) -> dict[str, Any]:
     """Everything the loop needs, read now, in the run's first transaction."""
     version = db.session.scalar(sa.select(RoleVersion).where(
@@ -183,18 +197,18 @@ def _context(task: Task, workspace: Workspace) -> dict[str, Any]:
     packs = [f"/data/packs/{row.name}/" for row in db.session.scalars(
         sa.select(WorkspacePack).where(WorkspacePack.workspace_id == workspace.id)
         .order_by(WorkspacePack.name))]
-    notes = []
-    if provider.kind == "scripted":
-        notes.append("thinking_effort is not used by a scripted provider")
+    adapter = adapter_for(provider.kind, model=version.model, script=provider.script,
+                          base_url=provider.base_url,
+                          api_key=_provider_key(provider, exposed))
     return {
         "system_prompt": version.system_prompt, "history": history, "pack_listing": packs,
         "description": task.description,
         "uploads": [f"/data/uploads/{task.id}/{u['name']}" for u in task.uploads],
         "tools": set(caps.tools), "limits": Limits(**limits), "env": env,
         "redactor": Redactor(exposed),
-        "adapter": adapter_for(provider.kind, script=provider.script),
+        "adapter": adapter,
         "max_continuations": task.max_continuations,
         "max_context_tokens": task.max_context_tokens,
-        "thinking_effort": task.thinking_effort, "notes": notes,
+        "thinking_effort": task.thinking_effort, "notes": adapter.notes(task.thinking_effort),
         "checkpoint": caps.checkpoints == "per_task",
     }

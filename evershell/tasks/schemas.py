@@ -3,6 +3,7 @@
 import marshmallow as ma
 
 from evershell.core.pagination import PageArgsSchema
+from evershell.providers.clients import FAILURE_CODES
 from evershell.roles import rules
 from evershell.tasks.models import TaskStatus
 
@@ -61,8 +62,11 @@ class TaskSchema(ma.Schema):
     result = ma.fields.String(allow_none=True, metadata={
         "description": "The agent's final answer (secret values redacted)"})
     failure_code = ma.fields.String(allow_none=True, metadata={
-        "description": "max_continuations_reached, script_ended, provider_error, "
-                       "sandbox_error, worker_lost, workspace_failed, internal_error"})
+        "description": "Why a failed task failed. The loop's: max_continuations_reached, "
+                       "script_ended, sandbox_error, worker_lost, workspace_failed, "
+                       "internal_error. The provider's (after any retries it asked for): "
+                       + "; ".join(f"{code} ({meaning})"
+                                   for code, meaning in FAILURE_CODES.items())})
     failure_reason = ma.fields.String(allow_none=True)
     input_tokens = ma.fields.Integer()
     output_tokens = ma.fields.Integer()

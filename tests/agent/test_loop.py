@@ -181,10 +181,17 @@ def test_a_provider_error_fails_the_task(run_loop):
     assert done.outcome.failure_reason == "ConnectionError: upstream said no"
 
 
-def test_adapter_for_gives_the_scripted_adapter_and_refuses_the_rest_clearly():
+def test_adapter_for_gives_each_kind_its_adapter():
+    from evershell.agent.anthropic_messages import AnthropicAdapter
+    from evershell.agent.openai_chat import OpenAIAdapter
     assert isinstance(adapter_for("scripted", script=[{"text": "hi"}]), ScriptedAdapter)
-    with pytest.raises(NotImplementedError, match="only 'scripted'"):
-        adapter_for("anthropic")
+    assert isinstance(adapter_for("anthropic", model="claude-sonnet-4-5",
+                                  base_url="https://api.anthropic.com", api_key="k"),
+                      AnthropicAdapter)
+    compatible = adapter_for("openai_compatible", model="m", base_url="http://x/v1")
+    assert isinstance(compatible, OpenAIAdapter) and compatible.compatible
+    with pytest.raises(ValueError, match="unknown provider kind"):
+        adapter_for("bard")
     with pytest.raises(ValueError):
         ScriptedAdapter([])
 
