@@ -21,7 +21,7 @@ from evershell.access.web import console_page
 from evershell.core.errors import EvershellError, validation_error
 from evershell.extensions import db
 from evershell.orgs.models import Org
-from evershell.providers import rules, services
+from evershell.providers import checks, rules, services
 from evershell.providers.models import ProviderKind
 from evershell.secrets import services as secrets
 
@@ -249,3 +249,11 @@ def unarchive(provider_id: str):
               action="provider.delete")
 def delete(provider_id: str):
     return _list_action(services.delete, provider_id, "Deleted “{name}”.")
+
+
+@blp.post("/<provider_id>/check")
+@console_page(requires=Scope.PROVIDERS_READ, billing=Billing.READ)
+def check(provider_id: str):
+    """Test connection: the check's report as a fragment under the provider's row."""
+    report = checks.check(current_principal(), provider_id)
+    return render_template("providers/_check.html", report=report)

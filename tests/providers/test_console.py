@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import sqlalchemy as sa
 
@@ -49,7 +50,10 @@ def test_members_read_the_list_without_write_controls(console_client):
     assert f'href="{PAGE}"' in home
     html = text(client.get(PAGE))
     assert "Demo" in html
-    assert "New provider" not in html and "hx-post" not in html and "Archive" not in html
+    assert "New provider" not in html and "Archive" not in html and "Delete" not in html
+    # the only thing a reader may post is a connection test (read-class)
+    posts = re.findall(r'hx-post="([^"]+)"', html)
+    assert posts and all(url.endswith("/check") for url in posts)
     assert client.get(f"{PAGE}/new").status_code == 403
 
 
