@@ -5,6 +5,7 @@ cancel, and the SSRF check at connect time."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -338,3 +339,30 @@ def test_failures_name_a_documented_code():
     described = TaskSchema().fields["failure_code"].metadata["description"]
     assert all(code in described for code in FAILURE_CODES)
     assert failure(ValueError("odd")).code == "provider_error"
+
+
+def test_through_the_loop_a_cut_off_reply_is_continued_within_max_continuations(
+        kind, server, run_loop):
+    server.turns = [{"text": "First half, ", "stop": "max_tokens"},
+                    {"text": "second half."}]
+    done = run_loop(adapter(kind, server))
+    assert (done.outcome.status, done.outcome.result) == ("succeeded",
+                                                          "First half, second half.")
+    assert done.outcome.model_calls == 2 and done.outcome.input_tokens == 200
+    assert "cut off by the output limit" in json.dumps(server.posts()[1]["body"]["messages"])
+    server.turns = [{"text": "Only a half", "stop": "max_tokens"}, {"text": "never"}]
+    done = run_loop(adapter(kind, server), max_continuations=1)
+    assert (done.outcome.status, done.outcome.failure_code) == (
+        "failed", "max_continuations_reached")
+
+
+def test_through_the_loop_a_provider_failure_is_the_tasks_failure_code(kind, server,
+                                                                       run_loop):
+    from evershell.secrets.redaction import Redactor
+    server.turns = [{"status": 400, "error_type": "invalid_request_error",
+                     "message": f"bad thing near {server.api_key}"}]
+    done = run_loop(adapter(kind, server),
+                    redactor=Redactor({"MODEL_API_KEY": [server.api_key]}))
+    assert (done.outcome.status, done.outcome.failure_code) == ("failed",
+                                                                "provider_bad_request")
+    assert server.api_key not in done.outcome.failure_reason
