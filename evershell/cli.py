@@ -269,7 +269,9 @@ def worker(burst: bool) -> None:
     import jobs.reaper  # noqa: F401
     import jobs.tasks  # noqa: F401
     import jobs.workspaces  # noqa: F401
+    from evershell.providers.clients import load_sdks
     from evershell.tasks import runtime as _tasks_runtime  # noqa: F401
+    load_sdks()
     from evershell.workspaces import runtime as _workspaces_runtime  # noqa: F401
     queues = current_app.config["QUEUES"]
     if not burst:

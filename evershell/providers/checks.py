@@ -34,6 +34,7 @@ def check(actor: Principal, provider_id: str) -> dict[str, Any]:
                 "message": "A scripted provider plays its stored script: there is nothing "
                            "to connect to."}
     key = _key(provider)
+    clients.load_sdks()  # the first check of a process would otherwise time the import
     started = time.monotonic()
     try:
         listed = clients.list_models(provider.kind, provider.base_url, key,
@@ -45,7 +46,8 @@ def check(actor: Principal, provider_id: str) -> dict[str, Any]:
     available = set(listed)
     models = [{"name": m, "available": m in available} for m in provider.models]
     missing = [m["name"] for m in models if not m["available"]]
-    message = (f"Connected in {report['latency_ms']} ms; the key works and the provider "
+    accepted = "the key works" if key is not None else "no key was needed"
+    message = (f"Connected in {report['latency_ms']} ms; {accepted} and the provider "
                f"lists {len(listed)} models")
     message += (f", but not {', '.join(missing)}." if missing
                 else ", including every configured one.")

@@ -107,6 +107,13 @@ def http_client(timeout: float | None = None) -> httpx.Client:
                         timeout=httpx.Timeout(read, connect=CONNECT_TIMEOUT))
 
 
+def load_sdks() -> None:
+    """Import both SDKs now (about half a second): a worker does it before forking its
+    work horses, so no task pays for it, and a check before it starts its clock."""
+    import anthropic  # noqa: F401
+    import openai  # noqa: F401
+
+
 def anthropic_client(base_url: str, api_key: str, timeout: float | None = None):
     """The official Anthropic SDK client, with no retries of its own."""
     import anthropic
