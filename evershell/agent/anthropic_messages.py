@@ -82,9 +82,13 @@ def wire_tools(specs: list[dict]) -> list[dict]:
 
 class AnthropicAdapter(RemoteAdapter):
     label = "Anthropic"
+    kind = "anthropic"
 
     def _make_client(self):
-        return anthropic_client(self.base_url, self.api_key or "", self.timeout)
+        return anthropic_client(self.base_url, self.api_key or "", self.timeout, self.backend)
+
+    def extra_output_tokens(self, thinking_effort: str) -> int:
+        return THINKING_BUDGETS[thinking_effort] if thinks(self.model) else 0
 
     def notes(self, thinking_effort: str) -> list[str]:
         if thinks(self.model):
@@ -115,7 +119,7 @@ class AnthropicAdapter(RemoteAdapter):
         usage = {"input": 0, "output": 0}
         stop_reason = None
         stream = self.client.messages.create(stream=True, **self.params(request))
-        with self._closing_on_cancel(cancel, stream):
+        with stream:
             for event in stream:
                 kind = event.type
                 if kind == "message_start":
@@ -191,8 +195,11 @@ def _reply(blocks: list[dict], stop_reason: str, usage: dict,
         if not isinstance(arguments, dict):
             arguments = {"__invalid__": block["json"]}
         calls.append(ToolCall(id=block["id"], name=block["name"], arguments=arguments))
-    replay = [{k: v for k, v in block.items()} for block in blocks
-              if block["type"] in ("thinking", "redacted_thinking")]
+    # A thinking block is sent back only whole: one cut off before its signature would
+    # be refused, and the continuation does without it.
+    replay = [dict(block) for block in blocks
+              if (block["type"] == "thinking" and block["signature"])
+              or block["type"] == "redacted_thinking"]
     if stop == "tool_use" and not calls:
         stop = "end_turn"
     return ModelReply(

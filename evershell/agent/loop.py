@@ -147,7 +147,11 @@ class _Loop:
         specs = specs_for(ctx.tools)
         reply_tokens = ctx.max_output_tokens or max(
             256, min(MAX_OUTPUT_TOKENS, ctx.max_context_tokens // 4))
-        budget = ctx.max_context_tokens - reply_tokens - estimate_tokens(json.dumps(specs))
+        extra = getattr(ctx.adapter, "extra_output_tokens", None)
+        thinking = min(extra(ctx.thinking_effort) if extra is not None else 0,
+                       ctx.max_context_tokens // 4)
+        budget = (ctx.max_context_tokens - reply_tokens - thinking
+                  - estimate_tokens(json.dumps(specs)))
         usage: Usage | None = None
         carried = ""  # raw text of replies cut off by the output limit, continued since
         while True:

@@ -25,8 +25,8 @@ from evershell.agent.budget import estimate_tokens
 from evershell.agent.remote import RemoteAdapter
 from evershell.providers.clients import ProviderFailure, openai_client
 
-# Models that take reasoning_effort (o1-mini and o1-preview do not).
-_REASONING = re.compile(r"^(o1(?!-mini|-preview)|o3|o4|gpt-5)")
+# Models that take reasoning_effort (o1-mini, o1-preview and gpt-5-chat do not).
+_REASONING = re.compile(r"^(o1(?!-mini|-preview)|o3|o4|gpt-5(?!-chat))")
 _FINISH = {"tool_calls": "tool_use", "function_call": "tool_use", "length": "max_tokens"}
 
 
@@ -76,10 +76,14 @@ class OpenAIAdapter(RemoteAdapter):
     def __init__(self, *, compatible: bool = False, **config) -> None:
         super().__init__(**config)
         self.compatible = compatible
+        self.kind = "openai_compatible" if compatible else "openai"
         self.label = "the OpenAI-compatible server" if compatible else "OpenAI"
 
     def _make_client(self):
-        return openai_client(self.base_url, self.api_key, self.timeout)
+        return openai_client(self.base_url, self.api_key, self.timeout, self.backend)
+
+    def extra_output_tokens(self, thinking_effort: str) -> int:
+        return THINKING_BUDGETS[thinking_effort] if self._reasoning() else 0
 
     def _reasoning(self) -> bool:
         return not self.compatible and reasons(self.model)
@@ -119,7 +123,7 @@ class OpenAIAdapter(RemoteAdapter):
         usage = None
         finish = None
         stream = self.client.chat.completions.create(**self.params(request))
-        with self._closing_on_cancel(cancel, stream):
+        with stream:
             for chunk in stream:
                 if getattr(chunk, "usage", None) is not None:
                     usage = chunk.usage

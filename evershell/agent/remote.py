@@ -13,13 +13,12 @@ A subclass implements ``_stream(request, on_text, cancel)`` with its SDK and cal
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 from collections.abc import Callable, Iterator
 
 from evershell.agent.adapters import Cancelled, ModelReply, ModelRequest
 from evershell.agent.retry import Policy, with_retries
-from evershell.providers.clients import ProviderFailure, failure
+from evershell.providers.clients import GuardedBackend, ProviderFailure, failure, missing_key
 
 CANCEL_POLL_SECONDS = 0.1
 
@@ -31,9 +30,11 @@ class RemoteAdapter:
 
     def __init__(self, *, model: str, base_url: str, api_key: str | None,
                  policy: Policy | None = None, timeout: float | None = None) -> None:
-        self.model, self.base_url, self.api_key = model, base_url, api_key
+        self.model, self.base_url = model, base_url
+        self.api_key = api_key.strip() if api_key else None  # a pasted key's line break
         self.policy = policy or Policy.configured()
         self.timeout = timeout
+        self.backend = GuardedBackend()  # the client's connections, for a cancel to cut
         self._client = None
 
     @property
@@ -54,9 +55,19 @@ class RemoteAdapter:
         """What ``task.started`` says about settings this provider does not take."""
         return []
 
+    def extra_output_tokens(self, thinking_effort: str) -> int:
+        """Output tokens a reply may spend beyond its text (thinking, reasoning): the
+        loop keeps them free in the context window too."""
+        return 0
+
+    kind = "openai_compatible"
+
     def complete(self, request: ModelRequest, *, on_text: Callable[[str], None],
                  cancel: threading.Event) -> ModelReply:
         label = f"{self.label} ({self.model})"
+        absent = missing_key(self.kind, self.api_key, label)
+        if absent is not None:
+            raise absent
         streamed = False
 
         def forward(text: str) -> None:
@@ -67,13 +78,14 @@ class RemoteAdapter:
 
         def attempt() -> ModelReply:
             try:
-                return self._stream(request, forward, cancel)
+                with self._cut_on_cancel(cancel):
+                    return self._stream(request, forward, cancel)
             except Cancelled:
                 raise
             except Exception as error:  # judged by failure(), raised as ProviderFailure
                 if cancel.is_set():
                     raise Cancelled("cancelled while the reply was streaming") from None
-                problem = failure(error, label)
+                problem = failure(error, label, self.api_key)
                 if streamed and problem.retryable:
                     raise ProviderFailure(
                         "provider_stream_interrupted",
@@ -87,19 +99,18 @@ class RemoteAdapter:
                 cancel: threading.Event) -> ModelReply:
         raise NotImplementedError
 
-    @staticmethod
     @contextlib.contextmanager
-    def _closing_on_cancel(cancel: threading.Event, stream) -> Iterator[None]:
-        """Cut ``stream``'s connection from a watcher thread as soon as ``cancel`` is set.
-
-        Closing the response from another thread would wait for the reader's lock; a
-        ``shutdown`` of the socket makes the blocked read return at once instead."""
+    def _cut_on_cancel(self, cancel: threading.Event) -> Iterator[None]:
+        """Cut this adapter's connections from a watcher thread as soon as ``cancel`` is
+        set: whether the call is sending, waiting for the response's headers or reading
+        its stream, the blocked read returns at once. (Closing the response from another
+        thread would wait for the reader's lock instead.)"""
         done = threading.Event()
 
         def watch() -> None:
             while not done.wait(CANCEL_POLL_SECONDS):
                 if cancel.is_set():
-                    _shutdown(stream)
+                    self.backend.abort()
                     return
 
         watcher = threading.Thread(target=watch, name="model-call-cancel", daemon=True)
@@ -109,15 +120,3 @@ class RemoteAdapter:
         finally:
             done.set()
             watcher.join()
-            with contextlib.suppress(Exception):
-                stream.close()
-
-
-def _shutdown(stream) -> None:
-    """Shut down the socket under an SDK stream (both SDKs keep the httpx response)."""
-    response = getattr(stream, "response", None)
-    network = getattr(response, "extensions", {}).get("network_stream")
-    sock = network.get_extra_info("socket") if network is not None else None
-    if sock is not None:
-        with contextlib.suppress(OSError):  # already closed by the other side
-            sock.shutdown(socket.SHUT_RDWR)

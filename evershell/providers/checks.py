@@ -34,17 +34,22 @@ def check(actor: Principal, provider_id: str) -> dict[str, Any]:
                 "message": "A scripted provider plays its stored script: there is nothing "
                            "to connect to."}
     key = _key(provider)
+    absent = clients.missing_key(provider.kind, key, provider.name)
+    if absent is not None:
+        return {**report, **_failed(provider, absent), "reachable": None}
     clients.load_sdks()  # the first check of a process would otherwise time the import
     started = time.monotonic()
     try:
         listed = clients.list_models(provider.kind, provider.base_url, key,
                                      timeout=CHECK_TIMEOUT_SECONDS)
-    except Exception as error:  # every failure is reported, not raised
         report["latency_ms"] = round((time.monotonic() - started) * 1000)
-        return {**report, **_failed(provider, clients.failure(error, provider.name))}
-    report["latency_ms"] = round((time.monotonic() - started) * 1000)
-    available = set(listed)
-    models = [{"name": m, "available": m in available} for m in provider.models]
+        models = [{"name": m, "available": _listed(m, set(listed)) or clients.model_known(
+            provider.kind, provider.base_url, key, m, timeout=CHECK_TIMEOUT_SECONDS)}
+            for m in provider.models]
+    except Exception as error:  # every failure is reported, not raised
+        if report["latency_ms"] is None:
+            report["latency_ms"] = round((time.monotonic() - started) * 1000)
+        return {**report, **_failed(provider, clients.failure(error, provider.name, key))}
     missing = [m["name"] for m in models if not m["available"]]
     accepted = "the key works" if key is not None else "no key was needed"
     message = (f"Connected in {report['latency_ms']} ms; {accepted} and the provider "
@@ -59,7 +64,12 @@ def _key(provider: Provider) -> str | None:
     if provider.api_key_secret_id is None:
         return None
     found = secret_by_id(provider.org_id, provider.api_key_secret_id)
-    return found[1] if found is not None else None
+    return (found[1].strip() or None) if found is not None else None
+
+
+def _listed(name: str, listed: set[str]) -> bool:
+    """Listed as is, or as Ollama lists an untagged name (``llama3`` → ``llama3:latest``)."""
+    return name in listed or (":" not in name and f"{name}:latest" in listed)
 
 
 def _failed(provider: Provider, problem: clients.ProviderFailure) -> dict[str, Any]:

@@ -20,9 +20,13 @@ or the provider's echo of it), whether the provider says to retry and after how 
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import ipaddress
+import json
 import re
+import socket
+import threading
 import time
 from dataclasses import dataclass
 
@@ -50,7 +54,8 @@ FAILURE_CODES = {
 }
 # Anything that looks like an API key in a provider's message (OpenAI echoes a masked
 # key in its 401 text; a proxy might echo it whole).
-_KEYLIKE = re.compile(r"\b(?:sk|pk|rk|key|ak|api)[-_][A-Za-z0-9_\-*.]{6,}", re.IGNORECASE)
+_KEYLIKE = re.compile(r"(?:sk|pk|rk|gsk|key|ak|api|token)[-_][A-Za-z0-9_\-*.]{6,}",
+                      re.IGNORECASE)
 _MAX_MESSAGE = 500
 
 
@@ -69,7 +74,14 @@ def read_timeout() -> float:
 
 class GuardedBackend(httpcore.SyncBackend):
     """A network backend that connects only to addresses ``ssrf.check_address`` allows,
-    resolving names itself so the address judged is the address connected to."""
+    resolving names itself so the address judged is the address connected to. It tries
+    each allowed address in the resolver's order (IPv6 first may fail on a host without
+    it), and keeps the sockets it opened so :meth:`abort` can cut them from any thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         allow_private = ssrf.allow_private_networks()
@@ -79,29 +91,48 @@ class GuardedBackend(httpcore.SyncBackend):
             addresses = ssrf.resolve(host, port)
             if not addresses:
                 raise httpcore.ConnectError(f"{host} does not resolve") from None
-        refusal = None
+        refusal, last_error = None, None
         for address in addresses:
             try:
                 ssrf.check_address(address, allow_private)
             except ssrf.UnsafeURL as error:
                 refusal = refusal or error
                 continue
-            return super().connect_tcp(address, port, timeout=timeout,
-                                       local_address=local_address,
-                                       socket_options=socket_options)
-        raise refusal or httpcore.ConnectError(f"{host} resolves to no address")
+            try:
+                stream = super().connect_tcp(address, port, timeout=timeout,
+                                             local_address=local_address,
+                                             socket_options=socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
+                last_error = error
+                continue
+            with self._lock:
+                self._sockets = [s for s in self._sockets if s.fileno() != -1]
+                self._sockets.append(stream.get_extra_info("socket"))
+            return stream
+        raise last_error or refusal or httpcore.ConnectError(f"{host} resolves to no address")
+
+    def abort(self) -> None:
+        """Shut down every open connection of this backend: a read blocked on one of
+        them (waiting for headers or the next event) returns at once."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
 
 
-def http_client(timeout: float | None = None) -> httpx.Client:
-    """An ``httpx`` client for provider calls: address-guarded, no proxy from the
-    environment, ``timeout`` (default the configured one) between bytes."""
+def http_client(timeout: float | None = None,
+                backend: GuardedBackend | None = None) -> httpx.Client:
+    """An ``httpx`` client for provider calls: address-guarded (on ``backend``, or a
+    backend of its own), no proxy from the environment, ``timeout`` (default the
+    configured one) between bytes."""
     transport = httpx.HTTPTransport(trust_env=False)
     # httpx does not take a network backend; the pool it built is replaced by the same
-    # pool on the guarded backend (tests/agent/test_provider_clients.py checks it holds).
+    # pool on the guarded backend (tests/agent/test_provider_adapters.py checks it holds).
     transport._pool = httpcore.ConnectionPool(
         ssl_context=transport._pool._ssl_context, max_connections=20,
         max_keepalive_connections=10, keepalive_expiry=30.0,
-        network_backend=GuardedBackend())
+        network_backend=backend or GuardedBackend())
     read = timeout if timeout is not None else read_timeout()
     return httpx.Client(transport=transport, trust_env=False, follow_redirects=False,
                         timeout=httpx.Timeout(read, connect=CONNECT_TIMEOUT))
@@ -114,20 +145,34 @@ def load_sdks() -> None:
     import openai  # noqa: F401
 
 
-def anthropic_client(base_url: str, api_key: str, timeout: float | None = None):
+def anthropic_client(base_url: str, api_key: str, timeout: float | None = None,
+                     backend: GuardedBackend | None = None):
     """The official Anthropic SDK client, with no retries of its own."""
     import anthropic
     return anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0,
-                               http_client=http_client(timeout))
+                               http_client=http_client(timeout, backend))
 
 
-def openai_client(base_url: str, api_key: str | None, timeout: float | None = None):
+def openai_client(base_url: str, api_key: str | None, timeout: float | None = None,
+                  backend: GuardedBackend | None = None):
     """The official OpenAI SDK client, with no retries of its own. An
     ``openai_compatible`` server without a key gets a placeholder (the SDK insists on
-    one; local servers ignore it)."""
+    one; local servers ignore it). The organisation and project the SDK would read from
+    the worker's environment are not sent: a provider's base URL is an org's choice."""
     import openai
-    return openai.OpenAI(api_key=api_key or "no-key", base_url=base_url, max_retries=0,
-                         http_client=http_client(timeout))
+    client = openai.OpenAI(api_key=api_key or "no-key", base_url=base_url, max_retries=0,
+                           http_client=http_client(timeout, backend))
+    client.organization = client.project = None  # not OPENAI_ORG_ID / OPENAI_PROJECT_ID
+    return client
+
+
+def missing_key(kind: str, api_key: str | None, provider: str) -> ProviderFailure | None:
+    """The failure of calling ``kind`` without the key it needs, or None."""
+    if kind in ("anthropic", "openai") and not api_key:
+        return ProviderFailure("provider_auth_failed", (
+            f"{provider} has no API key: the secret its api_key_secret_id names is missing "
+            "or empty."))
+    return None
 
 
 @dataclass
@@ -145,9 +190,17 @@ class ProviderFailure(Exception):
         return self.message
 
 
-def scrub(text: str) -> str:
-    """A provider's message with anything key-like masked, shortened for storage."""
-    text = _KEYLIKE.sub("[redacted]", text or "").strip()
+def scrub(text: str, secret: str | None = None) -> str:
+    """A provider's message with the key (``secret``, in any of the spellings an error
+    might quote it in) and anything else key-like masked, shortened for storage."""
+    text = text or ""
+    if secret:
+        for form in sorted({secret, secret.strip(), repr(secret)[1:-1],
+                            repr(secret.encode())[2:-1], json.dumps(secret)[1:-1]},
+                           key=len, reverse=True):
+            if len(form) >= 4:
+                text = text.replace(form, "[redacted]")
+    text = _KEYLIKE.sub("[redacted]", text).strip()
     return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE - 1] + "…"
 
 
@@ -206,10 +259,19 @@ _STREAM_ERRORS = {  # error types a stream reports mid-reply, as HTTP statuses
 }
 
 
-def failure(error: BaseException, provider: str = "the provider") -> ProviderFailure:
-    """What ``error`` (raised by an SDK call or our transport) means for a task."""
+def failure(error: BaseException, provider: str = "the provider",
+            secret: str | None = None) -> ProviderFailure:
+    """What ``error`` (raised by an SDK call or our transport) means for a task; every
+    message is scrubbed of ``secret`` (the API key) and anything else key-like."""
     if isinstance(error, ProviderFailure):
+        error.message = scrub(error.message, secret)
         return error
+    if _cause(error, httpx.LocalProtocolError) or _cause(error, httpcore.LocalProtocolError):
+        # e.g. "Illegal header value b'Bearer …'": the key is not a valid header value,
+        # and the library's message quotes it.
+        return ProviderFailure("provider_auth_failed", (
+            f"{provider}'s API key cannot be sent: it is not a valid HTTP header value "
+            "(a space, line break or non-ASCII character in the secret?)."))
     refused = _cause(error, ssrf.UnsafeURL)
     if refused is not None:
         return ProviderFailure("provider_address_refused",
@@ -226,18 +288,18 @@ def failure(error: BaseException, provider: str = "the provider") -> ProviderFai
         if name == "APIConnectionError" or _cause(error, httpx.TransportError) \
                 or _cause(error, OSError):
             detail = _cause(error, httpx.TransportError) or _cause(error, OSError)
-            reason = scrub(str(detail)) if detail is not None else "connection failed"
+            reason = scrub(str(detail), secret) if detail is not None else "connection failed"
             return ProviderFailure("provider_unreachable",
                                    f"{provider} could not be reached: {reason}",
                                    retryable=True)
         return ProviderFailure("provider_error", f"{provider} call failed: "
-                               f"{name}: {scrub(str(error))}")
+                               f"{name}: {scrub(str(error), secret)}")
     response = getattr(error, "response", None)
     headers = getattr(response, "headers", None)
     wait = retry_after(headers)
     said = (headers.get("x-should-retry") if headers is not None else None) or ""
     detail = f" ({kind})" if kind else ""
-    text = scrub(message)
+    text = scrub(message, secret)
     if status in (401, 403):
         return ProviderFailure("provider_auth_failed", (
             f"{provider} refused the API key (HTTP {status}{detail}). Check the secret the "
@@ -268,9 +330,23 @@ def list_models(kind: str, base_url: str, api_key: str | None,
                 timeout: float = 15.0) -> list[str]:
     """The model ids the provider lists (every page); raises what the SDK raises."""
     if kind == "anthropic":
-        client = anthropic_client(base_url, api_key or "", timeout)
-        with client:
+        with anthropic_client(base_url, api_key or "", timeout) as client:
             return [model.id for model in client.models.list(limit=1000)]
-    client = openai_client(base_url, api_key, timeout)
-    with client:
+    with openai_client(base_url, api_key, timeout) as client:
         return [model.id for model in client.models.list()]
+
+
+def model_known(kind: str, base_url: str, api_key: str | None, name: str,
+                timeout: float = 15.0) -> bool:
+    """Whether the provider serves ``name`` though its listing does not show it: an
+    alias (Anthropic lists ``claude-sonnet-4-5-20250929``, not ``claude-sonnet-4-5``)
+    that its retrieve endpoint resolves. False on a 404; other failures raise."""
+    factory = anthropic_client if kind == "anthropic" else openai_client
+    with factory(base_url, api_key or ("" if kind == "anthropic" else None), timeout) as client:
+        try:
+            client.models.retrieve(name)
+        except Exception as error:  # a 404 means unknown; anything else is reported
+            if getattr(error, "status_code", None) in (400, 404):
+                return False
+            raise
+    return True

@@ -142,7 +142,8 @@ def check_address(address: str | IPAddress, allow_private: bool) -> None:
 
 
 def resolve(host: str, port: int) -> list[str]:
-    """The addresses ``host`` resolves to now; empty when it does not resolve.
+    """The addresses ``host`` resolves to now, in the resolver's order of preference;
+    empty when it does not resolve.
 
     A name that does not resolve is accepted at save time (setting up offline must
     work, and DNS answers change anyway): the connect-time check is the guard.
@@ -153,7 +154,7 @@ def resolve(host: str, port: int) -> list[str]:
         return []
     except UnicodeError:
         raise UnsafeURL(f"{host!r} is not a valid host name.") from None
-    return sorted({info[4][0] for info in infos})
+    return list(dict.fromkeys(info[4][0] for info in infos))  # the resolver's order
 
 
 def _literal_ip(host: str) -> IPAddress | None:

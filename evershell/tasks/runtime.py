@@ -166,10 +166,10 @@ def _provider_key(provider: Provider,
         return None
     found = secret_by_id(provider.org_id, provider.api_key_secret_id)
     if found is None:
-        return None  # the provider answers 401: the task fails with provider_auth_failed
+        return None  # the adapter fails the task with provider_auth_failed
     name, value = found
     exposed.setdefault(name, []).append(value)
-    return value
+    return value.strip() or None  # a pasted key's line break
 
 
 def _context(task: Task, workspace: Workspace) -> dict[str, Any]:

@@ -366,3 +366,55 @@ def test_through_the_loop_a_provider_failure_is_the_tasks_failure_code(kind, ser
     assert (done.outcome.status, done.outcome.failure_code) == ("failed",
                                                                 "provider_bad_request")
     assert server.api_key not in done.outcome.failure_reason
+
+
+def test_cancel_interrupts_the_wait_for_the_response(kind, server):
+    server.turns = [{"delay_headers": 20, "text": "late"}]
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        complete(adapter(kind, server), cancel=cancel)
+    assert time.monotonic() - started < 5
+
+
+def test_a_key_that_cannot_be_a_header_is_not_quoted(kind, server):
+    broken = "sk-ant-api03-FIRSTHALF\nSECONDHALF-9f8e7d"
+    with pytest.raises(ProviderFailure) as raised:
+        complete(adapter(kind, server, key=broken))
+    assert raised.value.code == "provider_auth_failed" and not raised.value.retryable
+    assert "FIRSTHALF" not in raised.value.message and "SECONDHALF" not in raised.value.message
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("kind_", ["anthropic", "openai"])
+def test_a_missing_key_fails_before_any_request(kind_):
+    server = ModelServer(KINDS[kind_][0]).start()
+    try:
+        made = adapter_for(kind_, model=KINDS[kind_][1], base_url=server.base_url,
+                           api_key=None)
+        with pytest.raises(ProviderFailure) as raised:
+            complete(made)
+        assert raised.value.code == "provider_auth_failed" and server.requests == []
+    finally:
+        server.stop()
+
+
+def test_a_thinking_block_cut_off_before_its_signature_is_not_replayed():
+    server = ModelServer("anthropic").start()
+    try:
+        server.turns = [{"thinking": "half a thou", "unsigned": True}]
+        reply, _ = complete(adapter("anthropic", server))
+        assert (reply.stop_reason, reply.replay) == ("max_tokens", [])
+    finally:
+        server.stop()
+
+
+def test_every_allowed_address_is_tried_in_the_resolvers_order(kind, server, monkeypatch):
+    # 127.0.0.2 is loopback too, but nothing listens there on the server's port
+    monkeypatch.setattr(ssrf, "resolve", lambda host, port: ["127.0.0.2", "127.0.0.1"])
+    server.turns = [{"text": "second address"}]
+    made = adapter_for(kind, model=KINDS[kind][1], api_key=server.api_key,
+                       base_url=server.base_url.replace("127.0.0.1", "models.example.com"))
+    made.policy = FAST
+    assert complete(made)[0].text == "second address"

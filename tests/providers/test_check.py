@@ -52,8 +52,23 @@ def test_a_check_reports_the_key_and_each_model(client, headers, served):
                                 {"name": "not-served-model", "available": False}]
     assert report["listed_models"] == len(server.models) and report["code"] is None
     assert "not-served-model" in report["message"] and report["latency_ms"] >= 0
-    assert [r["method"] for r in server.requests] == ["GET"]  # a listing, nothing else
+    # the listing, then a retrieve of the one name it did not show: nothing is posted
+    assert [r["method"] for r in server.requests] == ["GET", "GET"]
+    assert server.requests[1]["path"].endswith("/models/not-served-model")
     assert KEY not in response.get_data(as_text=True)
+
+
+def test_an_alias_the_provider_resolves_counts_as_served(client, headers, owner,
+                                                        private_networks_allowed):
+    server = ModelServer("anthropic", api_key=KEY).start()
+    try:
+        provider = make_provider(owner, kind="anthropic", base_url=server.base_url,
+                                 api_key_secret_id=make_secret(owner, "KEY", KEY + "\n"),
+                                 models=["claude-sonnet-4-5"])  # listed with its date
+        report = check(client, headers, provider.id).get_json()
+        assert report["ok"] is True, report  # the pasted line break is not sent either
+    finally:
+        server.stop()
 
 
 def test_a_check_with_every_model_listed_is_ok(client, headers, owner, served):
@@ -97,6 +112,20 @@ def test_a_server_without_a_model_listing_says_so(client, headers, served):
     report = check(client, headers, provider.id).get_json()
     assert (report["reachable"], report["code"]) == (True, "provider_model_not_found")
     assert "no model listing" in report["message"]
+
+
+def test_a_provider_whose_key_is_empty_says_so_without_calling(client, headers, owner,
+                                                               private_networks_allowed):
+    server = ModelServer("openai", api_key=KEY).start()
+    try:
+        provider = make_provider(owner, kind="openai", base_url=server.base_url,
+                                 api_key_secret_id=make_secret(owner, "KEY", "  \n"),
+                                 models=["gpt-4o"])
+        report = check(client, headers, provider.id).get_json()
+        assert (report["ok"], report["code"]) == (False, "provider_auth_failed")
+        assert "no API key" in report["message"] and server.requests == []
+    finally:
+        server.stop()
 
 
 def test_scripted_providers_need_no_connection(client, headers, owner):

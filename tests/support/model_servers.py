@@ -10,7 +10,9 @@ A server plays ``turns``, one per POST, in order. A turn is a dict:
   HTTP error with the provider's own error body;
 - ``stream_error`` (an error type) after ``text`` has been streamed: a stream that
   breaks mid-reply, the way each provider reports it;
-- ``stall``: seconds to hold the stream open after the first delta (cancel tests).
+- ``stall``: seconds to hold the stream open after the first delta, ``delay_headers``
+  seconds before answering at all (cancel tests); ``unsigned``: a reply cut off by the
+  output limit while thinking (Anthropic).
 
 Every request is recorded in ``requests`` (path, headers, JSON body). A request without
 the expected API key gets the provider's real 401.
@@ -41,7 +43,7 @@ class ModelServer:
                  models: list[str] | None = None) -> None:
         self.protocol, self.api_key = protocol, api_key
         self.models = models if models is not None else (
-            ["claude-sonnet-4-5", "claude-3-5-haiku-custom"] if protocol == "anthropic"
+            ["claude-sonnet-4-5-20250929", "claude-3-5-haiku-custom"] if protocol == "anthropic"
             else ["gpt-4o", "o3-mini"])
         self.models_status: int | None = None  # an error status for GET /models
         self.turns: list[dict] = []
@@ -134,7 +136,20 @@ class ModelServer:
         self._record(handler, None)
         if not self._authorised(handler):
             return self._unauthorised(handler)
-        if not handler.path.split("?")[0].endswith("/models"):
+        path = handler.path.split("?")[0]
+        if "/models/" in path:  # retrieve one: Anthropic resolves an alias to a dated id
+            name = path.rsplit("/models/", 1)[1]
+            found = next((m for m in self.models if m == name or (
+                self.protocol == "anthropic" and m.startswith(name + "-"))), None)
+            if found is None or self.models_status is not None:
+                return self._error(handler, 404, "not_found_error", f"model: {name}")
+            if self.protocol == "anthropic":
+                return self._json(handler, 200, {"type": "model", "id": found,
+                                                 "display_name": found,
+                                                 "created_at": "2025-09-29T00:00:00Z"})
+            return self._json(handler, 200, {"id": found, "object": "model",
+                                             "created": 1700000000, "owned_by": "test"})
+        if not path.endswith("/models"):
             return self._error(handler, 404, "not_found_error", "Not found")
         if self.models_status is not None:
             return self._error(handler, self.models_status, "api_error", "models unavailable")
@@ -159,6 +174,8 @@ class ModelServer:
             turn = self.turns.pop(0) if self.turns else None
         if turn is None:
             return self._error(handler, 400, "invalid_request_error", "no more scripted turns")
+        if turn.get("delay_headers"):
+            time.sleep(turn["delay_headers"])
         if "status" in turn:
             return self._error(handler, turn["status"], turn.get("error_type", "api_error"),
                                turn.get("message", "scripted error"), turn.get("headers"))
@@ -201,6 +218,12 @@ class ModelServer:
                 yield sse("content_block_delta", {"type": "content_block_delta", "index": index,
                                                   "delta": {"type": "thinking_delta",
                                                             "thinking": part}})
+            if turn.get("unsigned"):  # cut off by the output limit while thinking
+                yield sse("message_delta", {"type": "message_delta", "delta": {
+                    "stop_reason": "max_tokens", "stop_sequence": None},
+                    "usage": {"output_tokens": usage_out}})
+                yield sse("message_stop", {"type": "message_stop"})
+                return
             yield sse("content_block_delta", {"type": "content_block_delta", "index": index,
                                               "delta": {"type": "signature_delta",
                                                         "signature": f"sig-{index}-ok"}})
