@@ -31,6 +31,8 @@ def create_app(config: dict | None = None, *, http: bool = True) -> Flask:
     init_request_ids(app)
 
     from evershell import models  # noqa: F401  (every table registered before Alembic runs)
+    from evershell.access import epochs
+    epochs.install()
     from evershell.core.db import configure_sqlite
     from evershell.extensions import db, migrate
 
@@ -56,8 +58,9 @@ def create_app(config: dict | None = None, *, http: bool = True) -> Flask:
 
     from evershell.core.errors import register_error_handlers
     register_error_handlers(app)
-    from evershell.core import inputs
+    from evershell.core import inputs, stats
     inputs.init_app(app)
+    stats.init_app(app)
     from evershell.access import web as access_web
     access_web.init_app(app)
     from evershell.console import nav

@@ -76,6 +76,9 @@ SETTINGS: tuple[Setting, ...] = (
             "(at most 60 s), with jitter."),
     Setting("EVERSHELL_PROVIDER_MAX_RETRY_WAIT_SECONDS", "120",
             "Longest retry-after honoured; a provider asking for longer fails the task now."),
+    Setting("EVERSHELL_REQUEST_STATS", "false",
+            "Add X-Evershell-Stats: sql=<statements>;redis=<round trips> to every response "
+            "(for bench/request_path.py and diagnosis)."),
     Setting("EVERSHELL_BLOB_DIR", "<instance>/blobs",
             "Content-addressed blob store of content packs (local directory)."),
     Setting("EVERSHELL_PACK_MAX_BYTES", str(100 * 1024 * 1024),
@@ -189,6 +192,8 @@ def load_config(overrides: dict | None = None) -> dict:
                                      or _default_for("EVERSHELL_UPLOAD_MAX_FILE_BYTES")),
         "UPLOAD_MAX_BYTES": int(env("EVERSHELL_UPLOAD_MAX_BYTES")
                                 or _default_for("EVERSHELL_UPLOAD_MAX_BYTES")),
+        "REQUEST_STATS": (env("EVERSHELL_REQUEST_STATS") or "false").lower()
+        in ("1", "true", "yes", "on"),
         "SANDBOX_ROOT": env("EVERSHELL_SANDBOX_ROOT") or str(instance_dir / "sandboxes"),
         "SANDBOX_UIDS": env("EVERSHELL_SANDBOX_UIDS") or _default_for("EVERSHELL_SANDBOX_UIDS"),
         "REAPER_INTERVAL_SECONDS": float(env("EVERSHELL_REAPER_INTERVAL_SECONDS")
@@ -203,7 +208,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs",
         "OPENAPI_SWAGGER_UI_URL": "/static/vendor/swagger-ui/",
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No ping per checkout (a round trip on every request): connections are
+        # recycled after five minutes, and a read that meets a dropped one is retried
+        # on a fresh one (access.guard).
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": False, "pool_recycle": 300},
         "JSON_SORT_KEYS": False,
         # Flask's own session cookie (sign-in state, flashes): not readable by scripts,
         # and not sent on cross-site POSTs.

@@ -106,6 +106,8 @@ def _isolated(request) -> Iterator[None]:
         yield
         return
     app: Flask = request.getfixturevalue("app")
+    from evershell.access.principal_cache import cache
+    cache.clear()  # principals of the rolled-back rows of an earlier test
     with app.app_context():
         get_redis().flushdb()
         # Deferred on SQLite, so a test that opens a second connection is not locked out

@@ -4,11 +4,21 @@
 - ``Authorization: Bearer sk_…`` (or ``?api_key=sk_…`` on SSE routes only): an API key.
 - the ``wos_session`` cookie: a sealed console session (state changes need a CSRF token
   or a same-origin ``Origin``).
+
+On ``/v1`` a credential's principal comes from the process's ``principal_cache`` when
+it is there, and is confirmed by the org epoch the rate-limit round trip returns
+(:meth:`Authentication.settle`): a cached principal costs no SQL at all, and a stale one
+is never used. Console pages (not rate limited, so no round trip to confirm by) always
+read the database.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -18,6 +28,7 @@ from evershell.access import sessions
 from evershell.access.authkit import identity_provider
 from evershell.access.models import Membership, User
 from evershell.access.principal import CredentialShape, Principal
+from evershell.access.principal_cache import cache
 from evershell.access.scopes import ROLE_SCOPES, Role, Scope
 from evershell.access.tokens import verify_session_token
 from evershell.core.errors import ErrorCode, EvershellError
@@ -94,7 +105,7 @@ def _org_for_user(user: User, claimed_org: str | None) -> Org:
                          "org-slug host or a token issued for that organisation.", 403)
 
 
-def _jwt_principal(token: str) -> Principal:
+def _jwt_principal(token: str) -> tuple[Principal, float]:
     idp = identity_provider()
     claims = verify_session_token(token, idp.jwks_url, idp.issuers)
     user = db.session.scalar(sa.select(User).where(User.idp_user_id == claims["sub"]))
@@ -102,32 +113,95 @@ def _jwt_principal(token: str) -> Principal:
         raise unauthenticated("Unknown user; sign in to the console once first.")
     org = _org_for_user(user, claims.get("org_id"))
     return build_principal(user, org, CredentialShape.SESSION_JWT,
-                           session_id=claims.get("sid"))
+                           session_id=claims.get("sid")), float(claims["exp"])
 
 
-def _api_key_principal(key: str) -> Principal:
+def _api_key_principal(key: str) -> tuple[Principal, datetime | None]:
     from evershell.apikeys import services as api_keys
     api_key = api_keys.authenticate(key)
     org = db.session.get(Org, api_key.org_id)
     _cross_org(org)
     user = db.session.get(User, api_key.created_by_user_id)
     return build_principal(user, org, CredentialShape.API_KEY,
-                           limit=api_keys.key_scopes(api_key), api_key_id=api_key.id)
+                           limit=api_keys.key_scopes(api_key),
+                           api_key_id=api_key.id), api_key.expires_at
 
 
 def cookie_principal(check_csrf: bool) -> Principal:
     value = request.cookies.get(sessions.COOKIE_NAME)
     if not value:
         raise unauthenticated("Authentication required.")
+    principal, _expiry = _cookie_principal(value)
+    if check_csrf:
+        ensure_csrf(principal.session_id)
+    return principal
+
+
+def _cookie_principal(value: str) -> tuple[Principal, float]:
     state = sessions.load(value)
     if state.refreshed_cookie:
         g.refreshed_session_cookie = state.refreshed_cookie
     org = db.session.get(Org, state.session.org_id)
     _cross_org(org)
     user = db.session.get(User, state.session.user_id)
-    if check_csrf:
-        ensure_csrf(state.session.id)
-    return build_principal(user, org, CredentialShape.COOKIE, session_id=state.session.id)
+    principal = build_principal(user, org, CredentialShape.COOKIE, session_id=state.session.id)
+    # a refreshed cookie is a new credential: the old one's entry simply ages out
+    return principal, 0.0 if state.refreshed_cookie else float(state.claims["exp"])
+
+
+@dataclass
+class Authentication:
+    """A request's principal, perhaps from the cache, not yet confirmed: the guard calls
+    :meth:`settle` with the org epoch its rate-limit round trip returned."""
+
+    principal: Principal
+    cache_key: str
+    cached_epoch: int | None  # the entry's epoch; None when read from the database now
+    from_cache: bool
+    resolve: Callable[[], tuple[Principal, datetime | float | None]]
+
+    def settle(self, epoch: int | None) -> Principal:
+        """The principal to use. A cached one stands only if its epoch is the org's
+        current one; otherwise (or when Redis could not say) it is read again. A
+        principal read *after* this epoch was read is cached under it; one read before
+        (this request's first read) is cached unconfirmed, so the next request reads
+        it once more under an epoch it knows is older than its read."""
+        if self.from_cache and epoch is not None and epoch == self.cached_epoch:
+            return self.principal
+        if self.from_cache:
+            cache.drop(self.cache_key)
+            principal, expiry = self.resolve()
+            if epoch is not None:
+                cache.put(self.cache_key, principal, epoch, expiry)
+            return principal
+        return self.principal
+
+
+def _authenticated(cache_key: str, resolve) -> Authentication:
+    entry = cache.get(cache_key)
+    if entry is not None:
+        _cross_org_slug(entry.principal.org_slug)
+        return Authentication(entry.principal, cache_key, entry.epoch, True, resolve)
+    principal, expiry = resolve()
+    cache.put(cache_key, principal, None, expiry)
+    return Authentication(principal, cache_key, None, False, resolve)
+
+
+def _cross_org_slug(slug: str) -> None:
+    host = host_org_slug()
+    if host is not None and host != slug:
+        raise EvershellError(ErrorCode.PERMISSION_DENIED, "cross-org access attempted", 403)
+
+
+def _digest(kind: str, value: str) -> str:
+    return kind + hashlib.sha256(value.encode()).hexdigest()
+
+
+def _api_key_authentication(key: str) -> Authentication:
+    from evershell.apikeys import keys
+    if not keys.well_formed(key):
+        _api_key_principal(key)  # raises the 401 without a lookup
+    return _authenticated("k:" + keys.hash_key(key), lambda: _api_key_principal(key))
 
 
 def ensure_csrf(session_id: str) -> None:
@@ -147,8 +221,9 @@ def _same_origin(origin: str) -> bool:
     return f"{parts.scheme}://{parts.netloc}" == request.host_url.rstrip("/")
 
 
-def authenticate(allow_query_key: bool, mutating: bool) -> Principal:
-    """The principal behind this request's credential; 401 ``unauthenticated`` otherwise."""
+def authenticate(allow_query_key: bool, mutating: bool) -> Authentication:
+    """The principal behind this request's credential (see :class:`Authentication`);
+    401 ``unauthenticated`` otherwise."""
     query_key = request.args.get("api_key")
     if query_key is not None:
         if not allow_query_key:
@@ -163,13 +238,17 @@ def authenticate(allow_query_key: bool, mutating: bool) -> Principal:
         if scheme.lower() != "bearer" or not token:
             raise unauthenticated("Use Authorization: Bearer <session JWT or API key>.")
         if token.startswith("eyJ"):
-            return _jwt_principal(token)
+            return _authenticated(_digest("j:", token), lambda: _jwt_principal(token))
         if token.startswith("sk_"):
-            return _api_key_principal(token)
+            return _api_key_authentication(token)
         raise unauthenticated("Unrecognised credential: expected a session JWT (eyJ…) or "
                               "an API key (sk_…).")
     if query_key:
-        return _api_key_principal(query_key)
-    if request.cookies.get(sessions.COOKIE_NAME):
-        return cookie_principal(check_csrf=mutating)
+        return _api_key_authentication(query_key)
+    value = request.cookies.get(sessions.COOKIE_NAME)
+    if value:
+        auth = _authenticated(_digest("c:", value), lambda: _cookie_principal(value))
+        if mutating:
+            ensure_csrf(auth.principal.session_id)
+        return auth
     raise unauthenticated("Authentication required: send Authorization: Bearer <token>.")

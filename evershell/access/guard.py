@@ -6,8 +6,10 @@ mutations) → billing class (423) → media type (415) → ``Idempotency-Key`` 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+import sqlalchemy as sa
 from flask import Response, g, request
 
 from evershell.access import billing, idempotency, ratelimit
@@ -18,22 +20,41 @@ from evershell.core.errors import EvershellError
 from evershell.extensions import db
 from evershell.orgs.models import Org
 
+log = logging.getLogger("evershell.guard")
+
 
 def run_guarded(declaration: Declaration, view: Callable, args: tuple, kwargs: dict,
                 console: bool = False):
     """Run ``view`` under ``declaration``; console pages authenticate by cookie only and
-    are not rate limited (people click; scripts use the API)."""
+    are not rate limited (people click; scripts use the API).
+
+    The pool does not ping a connection before each request; a safe-method request
+    that finds its pooled connection dropped (a database restart, a proxy's idle
+    timeout) is run once more on a fresh one instead."""
+    try:
+        return _run(declaration, view, args, kwargs, console)
+    except sa.exc.DBAPIError as exc:
+        if not exc.connection_invalidated or request.method not in ("GET", "HEAD"):
+            raise
+        log.warning("database connection dropped; running %s %s again", request.method,
+                    request.path)
+        db.session.rollback()
+        return _run(declaration, view, args, kwargs, console)
+
+
+def _run(declaration: Declaration, view: Callable, args: tuple, kwargs: dict, console: bool):
     g.declaration = declaration
     mutating = mutating_method()
     if console:
         principal = cookie_principal(check_csrf=mutating)
     else:
-        principal = authenticate(allow_query_key=declaration.sse, mutating=mutating)
-    g.principal = principal
-    if not console:
-        verdict = ratelimit.enforce(principal.org_id)
+        auth = authenticate(allow_query_key=declaration.sse, mutating=mutating)
+        verdict, epoch = ratelimit.take(auth.principal.org_id, auth.principal.api_key_id)
+        principal = auth.settle(epoch)  # a stale cached principal is read again: 401 first
+        ratelimit.enforce(verdict)
         if verdict is not None:
             g.rate_limit_headers = verdict.headers()
+    g.principal = principal
     claim = None
     try:
         require(declaration.requires, principal.scopes)

@@ -1,9 +1,14 @@
-"""Per-org token bucket in Redis, updated atomically by one Lua script.
+"""Per-org token bucket in Redis, updated atomically by one Lua script — the one Redis
+round trip of an authenticated ``/v1`` request.
 
 Tokens refill at ``RATE_LIMIT_PER_MINUTE / 60`` per second up to ``RATE_LIMIT_BURST``.
-Redis time is used, so every web node agrees on the clock. If Redis is unreachable the
-request is let through and the failure logged: the limiter protects the service, it must
-not take it down.
+Redis time is used, so every web node agrees on the clock. The same script returns the
+org's epoch (``access.epochs``: is a cached principal still true?) and records when an
+API key was last used (``apikeys.services.flush_last_used`` writes it to the database
+in batches), so neither costs a round trip of its own. The script is sent by its SHA
+(``EVALSHA``; loaded once per Redis). If Redis is unreachable the request is let
+through and the failure logged: the limiter protects the service, it must not take it
+down.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from evershell.extensions import get_redis
 
 log = logging.getLogger("evershell.ratelimit")
 
-# KEYS[1] bucket; ARGV: rate per second, burst. Returns {allowed, tokens*1000, retry_ms}.
+# KEYS: bucket, epoch, last-used hash; ARGV: rate per second, burst, API key id or "".
+# Returns {allowed, tokens*1000, retry_ms, epoch}.
+LAST_USED_KEY = "evershell:api-key-last-used"
 _SCRIPT = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -40,7 +47,11 @@ else
 end
 redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return {allowed, math.floor(tokens * 1000), retry_ms}
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[3], ARGV[3], now)
+end
+local epoch = tonumber(redis.call('GET', KEYS[2]) or '0')
+return {allowed, math.floor(tokens * 1000), retry_ms, epoch}
 """
 
 
@@ -61,27 +72,38 @@ class Verdict:
         return headers
 
 
-def take(org_id: str) -> Verdict | None:
-    """Spend one token of ``org_id``'s bucket; None when the limiter is unavailable."""
+def _script():
+    app = current_app._get_current_object()
+    script = app.extensions.get("evershell-ratelimit-script")
+    if script is None:
+        script = app.extensions["evershell-ratelimit-script"] = \
+            get_redis().register_script(_SCRIPT)
+    return script
+
+
+def take(org_id: str, api_key_id: str | None = None) -> tuple[Verdict | None, int | None]:
+    """Spend one token of ``org_id``'s bucket (and note ``api_key_id``'s use): the
+    verdict and the org's epoch, both None when Redis is unavailable."""
+    from evershell.access.epochs import key as epoch_key
     config = current_app.config
     rate = config["RATE_LIMIT_PER_MINUTE"] / 60.0
     burst = config["RATE_LIMIT_BURST"]
     try:
-        client = get_redis()
-        allowed, tokens_milli, retry_ms = client.eval(
-            _SCRIPT, 1, f"evershell:ratelimit:{org_id}", rate, burst)
+        allowed, tokens_milli, retry_ms, epoch = _script()(
+            keys=[f"evershell:ratelimit:{org_id}", epoch_key(org_id), LAST_USED_KEY],
+            args=[rate, burst, api_key_id or ""])
     except redis.RedisError as exc:
         log.error("rate limiter unavailable, request allowed: %s", exc)
-        return None
+        return None, None
     tokens = tokens_milli / 1000.0
     return Verdict(
         allowed=bool(allowed), limit=burst, remaining=int(tokens),
         retry_after=max(1, math.ceil(retry_ms / 1000)),
-        reset=math.ceil((burst - tokens) / rate) if rate else 0)
+        reset=math.ceil((burst - tokens) / rate) if rate else 0), int(epoch)
 
 
-def enforce(org_id: str) -> Verdict | None:
-    verdict = take(org_id)
+def enforce(verdict: Verdict | None) -> Verdict | None:
+    """429 ``rate_limited`` when ``verdict`` says so."""
     if verdict is not None and not verdict.allowed:
         raise EvershellError(ErrorCode.RATE_LIMITED,
                              "Too many requests for this organisation; retry later.", 429,

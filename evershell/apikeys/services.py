@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+import redis
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 
 from evershell.access.principal import Principal
+from evershell.access.ratelimit import LAST_USED_KEY
 from evershell.access.scopes import (
     ROLE_SCOPES,
     TEMPLATE_DESCRIPTIONS,
@@ -18,10 +21,10 @@ from evershell.access.scopes import (
 from evershell.apikeys import keys
 from evershell.apikeys.models import ApiKey
 from evershell.audit import services as audit
-from evershell.core.db import declare_writes, utcnow
+from evershell.core.db import utcnow
 from evershell.core.errors import ErrorCode, EvershellError, validation_error
 from evershell.core.pagination import paginate
-from evershell.extensions import db
+from evershell.extensions import db, get_redis
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -94,7 +97,19 @@ def _visible(actor: Principal) -> sa.Select:
 
 
 def list_keys(actor: Principal, limit: int, cursor: str | None) -> dict:
-    return paginate(db.session, _visible(actor), ApiKey.id, limit, cursor)
+    page = paginate(db.session, _visible(actor), ApiKey.id, limit, cursor)
+    _with_pending_use(page["data"])
+    return page
+
+
+def _with_pending_use(keys_: list[ApiKey]) -> None:
+    """Show uses recorded since the last flush, without making the rows dirty (a read
+    writes nothing)."""
+    pending = pending_last_used([k.id for k in keys_])
+    for api_key in keys_:
+        used = pending.get(api_key.id)
+        if used is not None and (api_key.last_used_at is None or used > api_key.last_used_at):
+            set_committed_value(api_key, "last_used_at", used)
 
 
 def creators(keys_: list[ApiKey]) -> dict[str, str]:
@@ -118,6 +133,7 @@ def get(actor: Principal, key_id: str) -> ApiKey:
             not actor.has_org_wide(Scope.API_KEYS_READ):
         raise EvershellError(ErrorCode.PERMISSION_DENIED,
                              "This key belongs to another member.", 403)
+    _with_pending_use([api_key])
     return api_key
 
 
@@ -160,25 +176,54 @@ def authenticate(secret: str) -> ApiKey:
     if api_key is None or status(api_key) != "active":
         raise EvershellError(ErrorCode.UNAUTHENTICATED,
                              "The API key is not valid (unknown, revoked or expired).", 401)
-    _touch(api_key)
     return api_key
 
 
-def _touch(api_key: ApiKey) -> None:
-    """Record use at most about once a minute per key."""
-    now = utcnow()
-    if api_key.last_used_at is not None and now - api_key.last_used_at < LAST_USED_RESOLUTION:
-        return
-    cutoff = now - LAST_USED_RESOLUTION
-    declare_writes(db.session)  # a GET's read transaction becomes a writing one
-    statement = sa.update(ApiKey).where(
-        ApiKey.id == api_key.id,
-        sa.or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < cutoff),
-    ).values(last_used_at=now)
-    # Part of the request's transaction (the guard commits reads too): a conditional
-    # update, so concurrent requests write at most once per minute per key.
-    db.session.execute(statement, execution_options={"synchronize_session": False})
-    api_key.last_used_at = now
+def pending_last_used(key_ids: list[str]) -> dict[str, datetime]:
+    """Uses the rate-limit script recorded in Redis and no flush has written yet (so a
+    key's page shows its use at once); empty when Redis cannot say."""
+    if not key_ids:
+        return {}
+    try:
+        values = get_redis().hmget(LAST_USED_KEY, key_ids)
+    except redis.RedisError:
+        return {}
+    return {key_id: datetime.fromtimestamp(int(value) / 1000, UTC)
+            for key_id, value in zip(key_ids, values, strict=True) if value is not None}
+
+
+def flush_last_used() -> int:
+    """Write the key uses recorded in Redis to ``last_used_at``, in one batch: taken
+    from Redis atomically (nothing recorded meanwhile is lost), and each key written at
+    most once a minute (a conditional update). Run by every worker's reaper; returns how
+    many keys were written."""
+    client = get_redis()
+    pipe = client.pipeline(transaction=True)
+    pipe.hgetall(LAST_USED_KEY)
+    pipe.delete(LAST_USED_KEY)
+    recorded, _ = pipe.execute()
+    if not recorded:
+        return 0
+    written = 0
+    for raw_id, raw_ms in sorted(recorded.items()):
+        used = datetime.fromtimestamp(int(raw_ms) / 1000, UTC)
+        result = db.session.execute(
+            sa.update(ApiKey).where(
+                ApiKey.id == raw_id.decode(),
+                sa.or_(ApiKey.last_used_at.is_(None),
+                       ApiKey.last_used_at < used - LAST_USED_RESOLUTION))
+            .values(last_used_at=used), execution_options={"synchronize_session": False})
+        written += result.rowcount
+    try:
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        putback = client.pipeline(transaction=False)
+        for raw_id, raw_ms in recorded.items():
+            putback.hsetnx(LAST_USED_KEY, raw_id, raw_ms)  # a newer use recorded meanwhile wins
+        putback.execute()
+        raise
+    return written
 
 
 def verify(actor: Principal, secret: str) -> dict:

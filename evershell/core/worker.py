@@ -96,6 +96,7 @@ class Reaper:
                     try:
                         from jobs import reaper
                         settled = reaper.sweep()
+                        reaper.flush_key_uses()
                     finally:
                         lock.release()
                 if settled:

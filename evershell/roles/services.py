@@ -113,16 +113,34 @@ def _pack_ids(version_ids: list[str]) -> dict[str, list[str]]:
     return result
 
 
+def _current_with_packs(where) -> sa.Select:
+    """Roles with their current version and its packs in order: one row per pack (one
+    with a null pack for a version without packs)."""
+    return (sa.select(Role, RoleVersion, RoleVersionPack.pack_id)
+            .join(RoleVersion, sa.and_(RoleVersion.role_id == Role.id,
+                                       RoleVersion.number == Role.current_version))
+            .outerjoin(RoleVersionPack, RoleVersionPack.role_version_id == RoleVersion.id)
+            .where(where).order_by(Role.id, RoleVersionPack.position))
+
+
+def _assemble(rows) -> dict[str, RoleState]:
+    found: dict[str, RoleState] = {}
+    for role, version, pack_id in rows:
+        state = found.get(role.id)
+        if state is None:
+            state = found[role.id] = RoleState(role, version, [])
+        if pack_id is not None:
+            state.pack_ids.append(pack_id)
+    return found
+
+
 def states(roles: list[Role]) -> list[RoleState]:
-    """Each role with its current version, in two queries whatever the count."""
+    """Each role with its current version and packs, in one query whatever the count."""
     if not roles:
         return []
-    versions = {v.role_id: v for v in db.session.scalars(
-        sa.select(RoleVersion).join(Role, sa.and_(
-            Role.id == RoleVersion.role_id, Role.current_version == RoleVersion.number))
-        .where(Role.id.in_([r.id for r in roles])))}
-    packs = _pack_ids([v.id for v in versions.values()])
-    return [RoleState(r, versions[r.id], packs[versions[r.id].id]) for r in roles]
+    found = _assemble(db.session.execute(
+        _current_with_packs(Role.id.in_([r.id for r in roles]))))
+    return [found[r.id] for r in roles]
 
 
 def list_roles(actor: Principal, limit: int, cursor: str | None,
@@ -136,8 +154,13 @@ def list_roles(actor: Principal, limit: int, cursor: str | None,
 
 
 def get(actor: Principal, role_id: str) -> RoleState:
-    """One role of the caller's org with its current version, archived or not."""
-    return states([_role(actor.org_id, role_id)])[0]
+    """One role of the caller's org with its current version and packs, archived or not
+    (one statement)."""
+    found = _assemble(db.session.execute(_current_with_packs(
+        sa.and_(Role.id == role_id, Role.org_id == actor.org_id))))
+    if role_id not in found:
+        raise not_found(role_id)
+    return found[role_id]
 
 
 def ensure_usable(org_id: str, role_id: str | None = None,

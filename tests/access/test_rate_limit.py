@@ -42,13 +42,13 @@ def test_buckets_are_per_org(client, tight_limit):
 def test_tokens_refill_with_time(app, tight_limit):
     with app.app_context():
         for _ in range(3):
-            assert ratelimit.take("org_refill").allowed
-        assert not ratelimit.take("org_refill").allowed
+            assert ratelimit.take("org_refill")[0].allowed
+        assert not ratelimit.take("org_refill")[0].allowed
         from evershell.extensions import get_redis
         # Age the bucket by two seconds (60/min = 1 token per second).
         key = "evershell:ratelimit:org_refill"
         get_redis().hincrby(key, "ts", -2000)
-        assert ratelimit.take("org_refill").allowed
+        assert ratelimit.take("org_refill")[0].allowed
 
 
 def test_concurrent_takes_never_overspend(app, tight_limit):
@@ -57,7 +57,7 @@ def test_concurrent_takes_never_overspend(app, tight_limit):
 
     def worker():
         with app.app_context():
-            results.append(ratelimit.take("org_race").allowed)
+            results.append(ratelimit.take("org_race")[0].allowed)
 
     threads = [threading.Thread(target=worker) for _ in range(20)]
     for t in threads:

@@ -128,20 +128,30 @@ def test_malformed_key_fails_before_any_lookup(client):
     assert response.status_code == 401
 
 
-def test_last_used_at_is_updated_at_most_once_a_minute(client, session, owner):
+def test_a_read_writes_nothing_and_uses_are_flushed_at_most_once_a_minute(client, session,
+                                                                          owner):
+    from evershell.apikeys.services import flush_last_used
     secret = make_api_key(owner, name="usage")
     row = session.scalar(sa.select(ApiKey).where(ApiKey.name == "usage"))
     assert row.last_used_at is None
-    client.get("/v1/me", headers=bearer(secret))
+    assert client.get("/v1/me", headers=bearer(secret)).status_code == 200
+    session.expire_all()
+    assert session.get(ApiKey, row.id).last_used_at is None  # the read committed no write
+    shown = client.get(f"/v1/api-keys/{row.id}", headers=bearer(secret)).get_json()
+    assert shown["last_used_at"] is not None  # recorded in Redis, shown at once
+    assert session.get(ApiKey, row.id).last_used_at is None
+    assert flush_last_used() == 1
     session.expire_all()
     first = session.get(ApiKey, row.id).last_used_at
     assert first is not None
     client.get("/v1/me", headers=bearer(secret))
+    assert flush_last_used() == 0  # within the minute: nothing written
     session.expire_all()
     assert session.get(ApiKey, row.id).last_used_at == first
     session.get(ApiKey, row.id).last_used_at = first - timedelta(minutes=2)
     session.commit()
     client.get("/v1/me", headers=bearer(secret))
+    assert flush_last_used() == 1
     session.expire_all()
     assert session.get(ApiKey, row.id).last_used_at > first - timedelta(minutes=2)
 
