@@ -43,11 +43,17 @@ def ok():
     return {"ok": True}
 '''
 CREATE_LUA = '''
+local counter = 0
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
+end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 request = function()
-  local body = string.format('{"name": "B_%d_%d", "value": "v"}', math.random(1, 2^30),
-                             math.random(1, 2^30))
+  counter = counter + 1
+  local body = string.format('{"name": "B_%d_%d_%d", "value": "v"}', os.time(), tid, counter)
   return wrk.format(nil, nil, nil, body)
 end
 '''
@@ -67,9 +73,9 @@ def wait_for(url: str, proc: subprocess.Popen, seconds: float = 30) -> None:
         if proc.poll() is not None:
             raise SystemExit(f"{proc.args[0]} exited with {proc.returncode}")
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=5)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.1)
     raise SystemExit(f"{url} did not answer")
 
@@ -93,6 +99,7 @@ def scratch_database(url: str | None, tmp: Path) -> str:
     if not url:
         return f"sqlite:///{tmp}/bench.db"
     import sqlalchemy as sa
+
     from evershell.config import normalise_database_url
     admin = sa.create_engine(normalise_database_url(url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -152,7 +159,7 @@ def cookie_for(base: str, email: str) -> str:
 def counts(url: str, headers: dict, method: str = "GET", body: str | None = None) -> str:
     import requests
     value = ""
-    for attempt in range(3):  # the first warms the principal cache of whichever worker
+    for attempt in range(8):  # warms the principal cache of both gunicorn workers
         data = body.replace("%d", str(attempt) + str(time.time_ns())) if body else None
         response = requests.request(method, url, headers=headers, data=data, timeout=10,
                                     stream=True)
@@ -249,6 +256,7 @@ def main() -> None:
 
 def scratch_database_drop(url: str) -> None:
     import sqlalchemy as sa
+
     from evershell.config import normalise_database_url
     admin = sa.create_engine(normalise_database_url(url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -33,6 +33,7 @@ class AuditEntry(db.Model):
         sa.Index("ix_audit_entries_org_id_id", "org_id", "id"),
         # The filters of GET /v1/audit, each keyset-paged by id within an org.
         sa.Index("ix_audit_entries_org_actor_id", "org_id", "actor_user_id", "id"),
+        sa.Index("ix_audit_entries_org_actor_email_id", "org_id", "actor_email", "id"),
         sa.Index("ix_audit_entries_org_action_id", "org_id", "action", "id"),
         sa.Index("ix_audit_entries_org_target_id", "org_id", "target_id", "id"),
         sa.CheckConstraint("outcome in ('success', 'denied')", name="outcome"),

@@ -14,7 +14,7 @@ from evershell.access.routes import require
 from evershell.access.scopes import Scope
 from evershell.audit.models import AuditEntry
 from evershell.core.errors import validation_error
-from evershell.core.pagination import paginate
+from evershell.core.pagination import decode_cursor, encode_cursor, paginate
 from evershell.extensions import db
 
 FILTERS = ("actor", "action", "target", "since", "until", "outcome")
@@ -84,6 +84,26 @@ def list_entries(actor: Principal, filters: dict[str, Any], limit: int,
     require(Scope.AUDIT_READ, actor.scopes)
     return paginate(db.session, filtered(actor.org_id, **filters), AuditEntry.id, limit,
                     cursor)
+
+
+def page_as_json(actor: Principal, filters: dict[str, Any], limit: int,
+                 cursor: str | None, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The same page as :func:`list_entries`, as plain JSON values (``fields`` of each
+    entry, datetimes in ISO 8601) read as rows rather than ORM objects: a page of the
+    log is fifty entries of fifteen fields, and loading and dumping them one object and
+    field at a time cost ten times the query (``bench/audit_scale.py``). The shape is the
+    ``AuditEntrySchema``'s; a test holds the two to the same output."""
+    require(Scope.AUDIT_READ, actor.scopes)
+    columns = [AuditEntry.__table__.c[name] for name in fields]
+    query = filtered(actor.org_id, **filters).with_only_columns(*columns)
+    if cursor:
+        query = query.where(AuditEntry.id < decode_cursor(cursor))
+    rows = db.session.execute(query.order_by(AuditEntry.id.desc()).limit(limit + 1)).all()
+    more = len(rows) > limit
+    data = [{name: value.isoformat() if isinstance(value, datetime) else value
+             for name, value in zip(fields, row, strict=True)} for row in rows[:limit]]
+    return {"data": data,
+            "next_cursor": encode_cursor(data[-1]["id"]) if more and data else None}
 
 
 def latest_details(org_id: str, refs: set[str]) -> dict[str, dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -15,8 +16,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
+@functools.lru_cache(maxsize=64)
 def derive_key(secret: str, purpose: str, length: int = 32) -> bytes:
-    """A key for one ``purpose`` from a configured secret (HKDF-SHA256)."""
+    """A key for one ``purpose`` from a configured secret (HKDF-SHA256); derived once per
+    process (the inputs are configuration, a handful of them)."""
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=b"evershell",
                 info=purpose.encode()).derive(secret.encode())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -247,3 +248,23 @@ def test_the_openapi_spec_documents_filters_and_export_formats(client):
     export = spec["paths"]["/v1/audit/export"]["get"]
     assert {"application/x-ndjson", "text/csv"} <= set(export["responses"]["200"]["content"])
     assert "format" in {p["name"] for p in export["parameters"]}
+
+
+def test_the_page_read_as_rows_is_what_the_schema_would_dump(client, session):
+    """GET /v1/audit builds its page from rows, not through AuditEntrySchema: the two
+    must give the same JSON for every kind of entry."""
+    from evershell.audit.models import AuditEntry
+    from evershell.audit.schemas import AuditEntrySchema
+    from tests.factories import bearer, make_api_key, make_member, make_org
+    owner = make_member(make_org(), role="owner")
+    headers = bearer(make_api_key(owner))
+    client.post("/v1/secrets", headers=headers, json={"name": "A", "value": "x"})
+    client.delete("/v1/api-keys/key_doesnotexist", headers=headers)
+    client.post("/v1/secrets", headers={**headers, "User-Agent": "ünïcode/1"},
+                json={"name": "B", "value": "y", "description": "nested"})
+    page = client.get("/v1/audit?limit=50", headers=headers).get_json()
+    rows = session.scalars(sa.select(AuditEntry).where(AuditEntry.org_id == owner.org_id)
+                           .order_by(AuditEntry.id.desc())).all()
+    assert len(page["data"]) == len(rows) >= 3
+    expected = json.loads(json.dumps(AuditEntrySchema(many=True).dump(rows)))
+    assert page["data"] == expected
