@@ -191,7 +191,10 @@ def main() -> None:
         tmp = Path(tmp_name)
         (tmp / "bare.py").write_text(BARE)
         (tmp / "create.lua").write_text(CREATE_LUA)
-        database = scratch_database(os.environ.get("DATABASE_URL"), tmp)
+        server_url = os.environ.get("DATABASE_URL")
+        database = scratch_database(server_url, tmp)
+        if database.startswith("postgresql"):
+            stack.callback(lambda: scratch_database_drop(server_url))
         redis_url = os.environ.get("REDIS_URL")
         if not redis_url:
             from evershell.core import embedded_redis
@@ -250,8 +253,6 @@ def main() -> None:
                 ratios.append(wrk(base + path, args.seconds, headers, script) / baseline)
             print(f"{label:44} {sql:>4} {red:>6} {min(ratios):>10.3f} "
                   f"{statistics.median(ratios):>7.3f}", flush=True)
-        if database.startswith("postgresql"):
-            stack.callback(lambda: scratch_database_drop(os.environ["DATABASE_URL"]))
 
 
 def scratch_database_drop(url: str) -> None:

@@ -46,13 +46,14 @@ class AuditFilterSchema(ma.Schema):
 
     @ma.pre_load
     def _tidy(self, data, **_kwargs):
-        """An empty field means "no filter" (forms submit every field)."""
+        """An empty filter means "no filter" (forms submit every field); an empty
+        ``limit`` or ``cursor`` is still an error (an empty ``format`` is the default)."""
         tidy = {}
         for key in data:
             value = data[key]
             if isinstance(value, str):
                 value = value.strip()
-                if not value:
+                if not value and (key in AuditFilterSchema._declared_fields or key == "format"):
                     continue
                 if key in ("since", "until"):
                     value = _UNENCODED_PLUS.sub(r"\1+\2", value)
