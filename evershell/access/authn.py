@@ -163,24 +163,30 @@ class Authentication:
     def settle(self, epoch: int | None) -> Principal:
         """The principal to use. A cached one stands only if its epoch is the org's
         current one; otherwise (or when Redis could not say) it is read again. A
-        principal read *after* this epoch was read is cached under it; one read before
-        (this request's first read) is cached unconfirmed, so the next request reads
-        it once more under an epoch it knows is older than its read."""
+        principal read *after* this epoch was read is cached under it, if it is still
+        of the same org (a JWT's org can change with its user's memberships: another
+        org's epoch says nothing of it); one read before (this request's first read) is
+        cached unconfirmed, so the next request reads it once more under an epoch it
+        knows is older than its read."""
         if self.from_cache and epoch is not None and epoch == self.cached_epoch:
+            _cross_org_slug(self.principal.org_slug)  # a renamed org bumped the epoch
             return self.principal
         if self.from_cache:
             cache.drop(self.cache_key)
             principal, expiry = self.resolve()
-            if epoch is not None:
-                cache.put(self.cache_key, principal, epoch, expiry)
+            same_org = principal.org_id == self.principal.org_id
+            cache.put(self.cache_key, principal, epoch if same_org else None, expiry)
             return principal
         return self.principal
 
 
 def _authenticated(cache_key: str, resolve) -> Authentication:
+    """The credential's principal from the cache (checked by :meth:`Authentication.settle`)
+    or the database. The key includes the request's org host: a JWT's org can depend on
+    it."""
+    cache_key += "|" + (host_org_slug() or "")
     entry = cache.get(cache_key)
     if entry is not None:
-        _cross_org_slug(entry.principal.org_slug)
         return Authentication(entry.principal, cache_key, entry.epoch, True, resolve)
     principal, expiry = resolve()
     cache.put(cache_key, principal, None, expiry)

@@ -10,8 +10,9 @@ and a process whose cached principal carries another epoch resolves it again fro
 database (``access.authn``). The changes are found by watching the ORM's flushes, so no
 service can forget to bump: whatever path writes those columns, the epoch moves.
 
-The bump runs after the commit returns and before the request that made the change
-answers; a request that starts after that answer sees the new epoch. A principal read
+The bump runs at the flush (a change Redis cannot be told of fails with 503) and again
+after the commit returns, before the request that made the change answers; a request
+that starts after that answer sees the new epoch. A principal read
 from the database is cached only with an epoch read *before* that database read (see
 ``authn.Authentication.settle``), so a bump can never hide behind a cached entry.
 """
@@ -25,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from evershell.core.db import on_commit
+from evershell.core.errors import ErrorCode, EvershellError
 
 log = logging.getLogger("evershell.epochs")
 
@@ -73,6 +75,15 @@ def _after_flush(session: orm.Session, _flush_context) -> None:
     orgs = _changed_orgs(session)
     if not orgs:
         return
+    # Bumped now, inside the transaction, and again after the commit: if Redis cannot
+    # be told, the change fails (503) rather than leave cached principals standing.
+    try:
+        bump(orgs, strict=True)
+    except redis.RedisError as exc:
+        raise EvershellError(
+            ErrorCode.SERVICE_UNAVAILABLE, "The change could not be announced to the web "
+            "processes (Redis is unavailable); nothing was changed. Try again.", 503,
+            headers={"Retry-After": "5"}) from exc
     pending = session.info.get("evershell_epoch_orgs")
     if pending is None:
         pending = session.info["evershell_epoch_orgs"] = set()
@@ -86,16 +97,37 @@ def _after_flush(session: orm.Session, _flush_context) -> None:
     pending.update(orgs)
 
 
-def bump(org_ids: set[str]) -> None:
-    """Increment the epochs of ``org_ids`` now (one pipelined round trip). Redis being
-    down is logged: cached principals then expire by their age (``principal_cache``)."""
+# A missing epoch starts from the clock in microseconds, as the rate-limit script does:
+# an epoch lost with Redis's data never comes back as a number some cache holds.
+_BUMP = """
+if not redis.call('GET', KEYS[1]) then
+  local t = redis.call('TIME')
+  redis.call('SET', KEYS[1], string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2])))
+end
+return redis.call('INCR', KEYS[1])
+"""
+
+
+def bump(org_ids: set[str], strict: bool = False) -> None:
+    """Increment the epochs of ``org_ids`` now (one pipelined round trip). When not
+    ``strict``, Redis being down is logged: cached principals then expire by their age
+    (``principal_cache``)."""
     if not org_ids:
         return
+    from flask import current_app
+
     from evershell.extensions import get_redis
     try:
+        app = current_app._get_current_object()
+        script = app.extensions.get("evershell-epoch-bump")
+        if script is None:
+            script = app.extensions["evershell-epoch-bump"] = \
+                get_redis().register_script(_BUMP)
         pipe = get_redis().pipeline(transaction=False)
         for org_id in sorted(org_ids):
-            pipe.incr(key(org_id))
+            script(keys=[key(org_id)], client=pipe)
         pipe.execute()
     except redis.RedisError as exc:
+        if strict:
+            raise
         log.error("could not bump the epochs of %s: %s", ", ".join(sorted(org_ids)), exc)

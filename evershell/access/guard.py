@@ -6,6 +6,7 @@ mutations) → billing class (423) → media type (415) → ``Idempotency-Key`` 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable
 
@@ -28,18 +29,32 @@ def run_guarded(declaration: Declaration, view: Callable, args: tuple, kwargs: d
     """Run ``view`` under ``declaration``; console pages authenticate by cookie only and
     are not rate limited (people click; scripts use the API).
 
-    The pool does not ping a connection before each request; a safe-method request
-    that finds its pooled connection dropped (a database restart, a proxy's idle
-    timeout) is run once more on a fresh one instead."""
+    The pool does not ping a connection before each request; a request that finds
+    its pooled connection dropped (a database restart, a proxy's idle timeout) is run
+    once more on a fresh one instead: a read always, a change only when no statement of
+    it had run yet (so nothing of it can have reached the database)."""
+    token = _statements_ran.set(False)
     try:
         return _run(declaration, view, args, kwargs, console)
     except sa.exc.DBAPIError as exc:
-        if not exc.connection_invalidated or request.method not in ("GET", "HEAD"):
+        if not exc.connection_invalidated or (
+                request.method not in ("GET", "HEAD") and _statements_ran.get()):
             raise
         log.warning("database connection dropped; running %s %s again", request.method,
                     request.path)
         db.session.rollback()
         return _run(declaration, view, args, kwargs, console)
+    finally:
+        _statements_ran.reset(token)
+
+
+_statements_ran: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "evershell_statements_ran", default=True)
+
+
+@sa.event.listens_for(sa.engine.Engine, "after_cursor_execute")
+def _statement_ran(*_args, **_kwargs) -> None:
+    _statements_ran.set(True)
 
 
 def _run(declaration: Declaration, view: Callable, args: tuple, kwargs: dict, console: bool):
@@ -51,7 +66,10 @@ def _run(declaration: Declaration, view: Callable, args: tuple, kwargs: dict, co
         principal = cookie_principal(check_csrf=mutating)
     else:
         auth = authenticate(allow_query_key=declaration.sse, mutating=mutating)
-        verdict, epoch = ratelimit.take(auth.principal.org_id, auth.principal.api_key_id)
+        cached = "" if not auth.from_cache else (
+            "unconfirmed" if auth.cached_epoch is None else str(auth.cached_epoch))
+        verdict, epoch = ratelimit.take(auth.principal.org_id, auth.principal.api_key_id,
+                                        cached)
         principal = auth.settle(epoch)  # a stale cached principal is read again: 401 first
         ratelimit.enforce(verdict)
         if verdict is not None:

@@ -25,7 +25,9 @@ from evershell.extensions import get_redis
 
 log = logging.getLogger("evershell.ratelimit")
 
-# KEYS: bucket, epoch, last-used hash; ARGV: rate per second, burst, API key id or "".
+# KEYS: bucket, epoch, last-used hash; ARGV: rate per second, burst, API key id or "",
+# the epoch the caller's principal was cached under ("" for one read from the database
+# now; a key's use is recorded only when the principal is known to be current).
 # Returns {allowed, tokens*1000, retry_ms, epoch}.
 LAST_USED_KEY = "evershell:api-key-last-used"
 _SCRIPT = """
@@ -47,10 +49,16 @@ else
 end
 redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-if ARGV[3] ~= '' then
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  -- a new (or lost) epoch starts from the clock, never from a number used before
+  redis.call('SET', KEYS[2], string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2])),
+             'NX')
+  epoch = redis.call('GET', KEYS[2])
+end
+if ARGV[3] ~= '' and (ARGV[4] == '' or ARGV[4] == epoch) then
   redis.call('HSET', KEYS[3], ARGV[3], now)
 end
-local epoch = tonumber(redis.call('GET', KEYS[2]) or '0')
 return {allowed, math.floor(tokens * 1000), retry_ms, epoch}
 """
 
@@ -81,9 +89,11 @@ def _script():
     return script
 
 
-def take(org_id: str, api_key_id: str | None = None) -> tuple[Verdict | None, int | None]:
-    """Spend one token of ``org_id``'s bucket (and note ``api_key_id``'s use): the
-    verdict and the org's epoch, both None when Redis is unavailable."""
+def take(org_id: str, api_key_id: str | None = None,
+         cached_epoch: str = "") -> tuple[Verdict | None, int | None]:
+    """Spend one token of ``org_id``'s bucket (and note ``api_key_id``'s use if its
+    principal is current: read now, or cached under ``cached_epoch``): the verdict and
+    the org's epoch, both None when Redis is unavailable."""
     from evershell.access.epochs import key as epoch_key
     config = current_app.config
     rate = config["RATE_LIMIT_PER_MINUTE"] / 60.0
@@ -91,7 +101,7 @@ def take(org_id: str, api_key_id: str | None = None) -> tuple[Verdict | None, in
     try:
         allowed, tokens_milli, retry_ms, epoch = _script()(
             keys=[f"evershell:ratelimit:{org_id}", epoch_key(org_id), LAST_USED_KEY],
-            args=[rate, burst, api_key_id or ""])
+            args=[rate, burst, api_key_id or "", cached_epoch])
     except redis.RedisError as exc:
         log.error("rate limiter unavailable, request allowed: %s", exc)
         return None, None

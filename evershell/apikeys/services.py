@@ -192,37 +192,44 @@ def pending_last_used(key_ids: list[str]) -> dict[str, datetime]:
             for key_id, value in zip(key_ids, values, strict=True) if value is not None}
 
 
+_FORGET_FLUSHED = """
+local removed = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    removed = removed + redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return removed
+"""
+
+
 def flush_last_used() -> int:
-    """Write the key uses recorded in Redis to ``last_used_at``, in one batch: taken
-    from Redis atomically (nothing recorded meanwhile is lost), and each key written at
-    most once a minute (a conditional update). Run by every worker's reaper; returns how
-    many keys were written."""
+    """Write the key uses recorded in Redis to ``last_used_at``, in one batch, each key
+    at most once a minute (a conditional update). The uses stay in Redis until the
+    database has committed them; then each is removed only if no newer use replaced it
+    meanwhile, so neither a database failure nor a crash loses one. Run by every
+    worker's reaper; returns how many keys were written."""
     client = get_redis()
-    pipe = client.pipeline(transaction=True)
-    pipe.hgetall(LAST_USED_KEY)
-    pipe.delete(LAST_USED_KEY)
-    recorded, _ = pipe.execute()
+    recorded = client.hgetall(LAST_USED_KEY)
     if not recorded:
         return 0
     written = 0
-    for raw_id, raw_ms in sorted(recorded.items()):
-        used = datetime.fromtimestamp(int(raw_ms) / 1000, UTC)
-        result = db.session.execute(
-            sa.update(ApiKey).where(
-                ApiKey.id == raw_id.decode(),
-                sa.or_(ApiKey.last_used_at.is_(None),
-                       ApiKey.last_used_at < used - LAST_USED_RESOLUTION))
-            .values(last_used_at=used), execution_options={"synchronize_session": False})
-        written += result.rowcount
     try:
+        for raw_id, raw_ms in sorted(recorded.items()):
+            used = datetime.fromtimestamp(int(raw_ms) / 1000, UTC)
+            result = db.session.execute(
+                sa.update(ApiKey).where(
+                    ApiKey.id == raw_id.decode(),
+                    sa.or_(ApiKey.last_used_at.is_(None),
+                           ApiKey.last_used_at < used - LAST_USED_RESOLUTION))
+                .values(last_used_at=used), execution_options={"synchronize_session": False})
+            written += result.rowcount
         db.session.commit()
     except Exception:
         db.session.rollback()
-        putback = client.pipeline(transaction=False)
-        for raw_id, raw_ms in recorded.items():
-            putback.hsetnx(LAST_USED_KEY, raw_id, raw_ms)  # a newer use recorded meanwhile wins
-        putback.execute()
         raise
+    pairs = [item for pair in recorded.items() for item in pair]
+    client.eval(_FORGET_FLUSHED, 1, LAST_USED_KEY, *pairs)
     return written
 
 

@@ -95,8 +95,11 @@ class Reaper:
                         continue
                     try:
                         from jobs import reaper
+                        try:
+                            reaper.flush_key_uses()
+                        except Exception:  # retried next round; the sweep still runs
+                            log.exception("flushing API key uses failed")
                         settled = reaper.sweep()
-                        reaper.flush_key_uses()
                     finally:
                         lock.release()
                 if settled:

@@ -21,8 +21,10 @@ NAME = "ix_audit_entries_org_actor_email_id"
 def upgrade():
     if op.get_bind().dialect.name == "postgresql":
         with op.get_context().autocommit_block():
+            # A concurrent build that failed before leaves an INVALID index of this name.
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {NAME}")
             op.create_index(NAME, "audit_entries", ["org_id", "actor_email", "id"],
-                            postgresql_concurrently=True, if_not_exists=True)
+                            postgresql_concurrently=True)
     else:
         op.create_index(NAME, "audit_entries", ["org_id", "actor_email", "id"])
 

@@ -65,3 +65,21 @@ def test_concurrent_takes_never_overspend(app, tight_limit):
     for t in threads:
         t.join()
     assert results.count(True) == 3
+
+
+def test_an_epoch_lost_with_redis_data_never_comes_back_as_an_old_number(app):
+    """Epochs start from the clock: after Redis loses the key (a restart without
+    persistence, an eviction), neither a request nor a bump yields a number a cache
+    may still hold."""
+    from evershell.access import epochs
+    from evershell.extensions import get_redis
+    with app.app_context():
+        first = ratelimit.take("org_epoch")[1]
+        assert first > 10**15 and ratelimit.take("org_epoch")[1] == first
+        epochs.bump({"org_epoch"})
+        bumped = ratelimit.take("org_epoch")[1]
+        assert bumped == first + 1
+        get_redis().delete(epochs.key("org_epoch"))
+        epochs.bump({"org_epoch"})  # a bump on the lost key
+        after = ratelimit.take("org_epoch")[1]
+        assert after not in (first, bumped) and after > bumped

@@ -145,3 +145,11 @@ def test_a_read_on_a_dropped_connection_is_run_again(servers):
     assert dropped >= 1
     response = requests.get(f"{first}/v1/org", headers=owner, timeout=10)
     assert response.status_code == 200, response.text
+    with admin.begin() as conn:  # again, and this time a change meets the dead connection
+        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE datname = :db AND pid <> pg_backend_pid()"),
+                     {"db": database})
+    admin.dispose()
+    created = requests.post(f"{first}/v1/secrets", headers=owner, timeout=10,
+                            json={"name": "AFTER_RESTART", "value": "x"})
+    assert created.status_code == 201, created.text
