@@ -95,17 +95,23 @@ def gunicorn(stack: ExitStack, env: dict, app: str, chdir: Path) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def scratch_database(url: str | None, tmp: Path) -> str:
-    if not url:
-        return f"sqlite:///{tmp}/bench.db"
+def _on_server(url: str, *statements: str) -> None:
+    """Run ``statements`` on the PostgreSQL server of ``url``, outside a transaction."""
     import sqlalchemy as sa
 
     from evershell.config import normalise_database_url
     admin = sa.create_engine(normalise_database_url(url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text("DROP DATABASE IF EXISTS evershell_bench WITH (FORCE)"))
-        conn.execute(sa.text("CREATE DATABASE evershell_bench"))
+        for statement in statements:
+            conn.execute(sa.text(statement))
     admin.dispose()
+
+
+def scratch_database(url: str | None, tmp: Path) -> str:
+    if not url:
+        return f"sqlite:///{tmp}/bench.db"
+    _on_server(url, "DROP DATABASE IF EXISTS evershell_bench WITH (FORCE)",
+               "CREATE DATABASE evershell_bench")
     return url.rsplit("/", 1)[0] + "/evershell_bench"
 
 
@@ -256,13 +262,7 @@ def main() -> None:
 
 
 def scratch_database_drop(url: str) -> None:
-    import sqlalchemy as sa
-
-    from evershell.config import normalise_database_url
-    admin = sa.create_engine(normalise_database_url(url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text("DROP DATABASE IF EXISTS evershell_bench WITH (FORCE)"))
-    admin.dispose()
+    _on_server(url, "DROP DATABASE IF EXISTS evershell_bench WITH (FORCE)")
 
 
 if __name__ == "__main__":

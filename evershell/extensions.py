@@ -43,6 +43,17 @@ def get_redis() -> redis_lib.Redis:
     return client
 
 
+def get_script(name: str, source: str):
+    """A Lua script on the app's Redis, registered once: calls send it by SHA
+    (``EVALSHA``), loading it only where Redis does not have it yet."""
+    app = current_app._get_current_object()
+    key = f"evershell-script-{name}"
+    script = app.extensions.get(key)
+    if script is None:
+        script = app.extensions[key] = get_redis().register_script(source)
+    return script
+
+
 def get_queue(name: str) -> Queue:
     """An RQ queue on the app's Redis; names come from config ``QUEUES``."""
     if name not in current_app.config["QUEUES"]:

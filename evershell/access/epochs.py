@@ -114,15 +114,9 @@ def bump(org_ids: set[str], strict: bool = False) -> None:
     (``principal_cache``)."""
     if not org_ids:
         return
-    from flask import current_app
-
-    from evershell.extensions import get_redis
+    from evershell.extensions import get_redis, get_script
     try:
-        app = current_app._get_current_object()
-        script = app.extensions.get("evershell-epoch-bump")
-        if script is None:
-            script = app.extensions["evershell-epoch-bump"] = \
-                get_redis().register_script(_BUMP)
+        script = get_script("epoch-bump", _BUMP)
         pipe = get_redis().pipeline(transaction=False)
         for org_id in sorted(org_ids):
             script(keys=[key(org_id)], client=pipe)

@@ -21,7 +21,7 @@ import redis
 from flask import current_app
 
 from evershell.core.errors import ErrorCode, EvershellError
-from evershell.extensions import get_redis
+from evershell.extensions import get_script
 
 log = logging.getLogger("evershell.ratelimit")
 
@@ -80,15 +80,6 @@ class Verdict:
         return headers
 
 
-def _script():
-    app = current_app._get_current_object()
-    script = app.extensions.get("evershell-ratelimit-script")
-    if script is None:
-        script = app.extensions["evershell-ratelimit-script"] = \
-            get_redis().register_script(_SCRIPT)
-    return script
-
-
 def take(org_id: str, api_key_id: str | None = None,
          cached_epoch: str = "") -> tuple[Verdict | None, int | None]:
     """Spend one token of ``org_id``'s bucket (and note ``api_key_id``'s use if its
@@ -99,7 +90,7 @@ def take(org_id: str, api_key_id: str | None = None,
     rate = config["RATE_LIMIT_PER_MINUTE"] / 60.0
     burst = config["RATE_LIMIT_BURST"]
     try:
-        allowed, tokens_milli, retry_ms, epoch = _script()(
+        allowed, tokens_milli, retry_ms, epoch = get_script("ratelimit", _SCRIPT)(
             keys=[f"evershell:ratelimit:{org_id}", epoch_key(org_id), LAST_USED_KEY],
             args=[rate, burst, api_key_id or "", cached_epoch])
     except redis.RedisError as exc:

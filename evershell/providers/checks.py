@@ -15,8 +15,7 @@ from evershell.access.principal import Principal
 from evershell.core.db import utcnow
 from evershell.providers import clients
 from evershell.providers.models import Provider
-from evershell.providers.services import get
-from evershell.secrets.services import secret_by_id
+from evershell.providers.services import api_key, get
 
 CHECK_TIMEOUT_SECONDS = 15.0
 _UNREACHABLE = {"provider_unreachable", "provider_timeout", "provider_address_refused"}
@@ -61,10 +60,8 @@ def check(actor: Principal, provider_id: str) -> dict[str, Any]:
 
 
 def _key(provider: Provider) -> str | None:
-    if provider.api_key_secret_id is None:
-        return None
-    found = secret_by_id(provider.org_id, provider.api_key_secret_id)
-    return (found[1].strip() or None) if found is not None else None
+    found = api_key(provider)
+    return found[1] if found is not None else None
 
 
 def _listed(name: str, listed: set[str]) -> bool:

@@ -123,6 +123,19 @@ def ensure_usable(org_id: str, provider_id: str) -> Provider:
     return provider
 
 
+def api_key(provider: Provider) -> tuple[str, str] | None:
+    """The (secret name, key) a provider calls with, the key stripped (a pasted line
+    break is not part of it); None without a key, or when the secret is gone or blank.
+    For adapters and the connection check; never for a response."""
+    if provider.api_key_secret_id is None:
+        return None
+    from evershell.secrets.services import secret_by_id
+    found = secret_by_id(provider.org_id, provider.api_key_secret_id)
+    if found is None or not found[1].strip():
+        return None
+    return found[0], found[1].strip()
+
+
 def providers_using_secret(org_id: str, secret_id: str) -> list[str]:
     """Ids of the org's providers whose API key is ``secret_id`` (archived included)."""
     return list(db.session.scalars(sa.select(Provider.id).where(

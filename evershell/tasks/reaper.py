@@ -5,6 +5,7 @@ goes back to ``idle`` when the live directory is intact, else ``failed``."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import sqlalchemy as sa
 
@@ -24,7 +25,6 @@ def _requeue_waiting() -> dict[str, str]:
     """A task still ``submitted`` although its workspace is idle missed the moment the
     workspace became idle (they are queued in the same transaction that makes it idle,
     so this is a lost enqueue): queue it now."""
-    from evershell.tasks import queue
     settled = {}
     waiting = list(db.session.scalars(sa.select(Task.id).join(
         Workspace, Workspace.id == Task.workspace_id).where(
@@ -32,16 +32,26 @@ def _requeue_waiting() -> dict[str, str]:
         Workspace.deleted_at.is_(None)).limit(100)))
     db.session.commit()
     for task_id in waiting:
-        task = db.session.scalar(sa.select(Task).where(Task.id == task_id).with_for_update())
-        if task is None or task.status != TaskStatus.SUBMITTED:
-            db.session.rollback()
-            continue
-        task.status = TaskStatus.QUEUED
-        queue.enqueue_run(task)
-        db.session.commit()
-        settled[task_id] = TaskStatus.QUEUED
-        log.warning("reaper queued task %s: its workspace was idle", task_id)
+        if _enqueue_if(task_id, lambda t: t.status == TaskStatus.SUBMITTED,
+                       lambda t: setattr(t, "status", TaskStatus.QUEUED)):
+            settled[task_id] = TaskStatus.QUEUED
+            log.warning("reaper queued task %s: its workspace was idle", task_id)
     return settled
+
+
+def _enqueue_if(task_id: str, still: Callable[[Task], bool],
+                change: Callable[[Task], None]) -> bool:
+    """Lock the task; if it is ``still`` as it was seen, ``change`` it and enqueue its
+    run in one commit. False (and nothing done) when it moved on meanwhile."""
+    from evershell.tasks import queue
+    task = db.session.scalar(sa.select(Task).where(Task.id == task_id).with_for_update())
+    if task is None or not still(task):
+        db.session.rollback()
+        return False
+    change(task)
+    queue.enqueue_run(task)
+    db.session.commit()
+    return True
 
 
 def _relaunch_lost() -> dict[str, str]:
@@ -57,15 +67,12 @@ def _relaunch_lost() -> dict[str, str]:
     for task_id, attempt in candidates:
         if not queue.job_lost(task_id, attempt):
             continue
-        task = db.session.scalar(sa.select(Task).where(Task.id == task_id).with_for_update())
-        if task is None or task.status != TaskStatus.QUEUED or task.attempt != attempt:
-            db.session.rollback()
-            continue
-        task.attempt += 1
-        queue.enqueue_run(task)
-        db.session.commit()
-        settled[task_id] = TaskStatus.QUEUED
-        log.warning("reaper relaunched the lost run of task %s", task_id)
+        if _enqueue_if(task_id,
+                       lambda t, seen=attempt: t.status == TaskStatus.QUEUED
+                       and t.attempt == seen,
+                       lambda t: setattr(t, "attempt", t.attempt + 1)):
+            settled[task_id] = TaskStatus.QUEUED
+            log.warning("reaper relaunched the lost run of task %s", task_id)
     return settled
 
 

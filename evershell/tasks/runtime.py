@@ -20,13 +20,14 @@ from evershell.agent.adapters import adapter_for
 from evershell.core.blobs import blob_store
 from evershell.core.db import utcnow
 from evershell.extensions import db
+from evershell.providers import services as providers
 from evershell.providers.models import Provider
 from evershell.roles.capset import CapabilitySet
 from evershell.roles.models import RoleVersion
 from evershell.sandbox.backend import Limits
 from evershell.secrets.credentials import resolve_for_task
 from evershell.secrets.redaction import Redactor
-from evershell.secrets.services import secret_by_id, secret_values
+from evershell.secrets.services import secret_values
 from evershell.tasks import services, signals, uploads
 from evershell.tasks.models import TERMINAL, Task, TaskStatus
 from evershell.workspaces import environments, lifecycle, sandboxes
@@ -162,14 +163,12 @@ def _provider_key(provider: Provider,
                   exposed: dict[str, list[str]]) -> str | None:
     """The provider's API key, added to what the task's redactor hides (a model could
     only echo it if a tool printed it, and nothing would show it then either)."""
-    if provider.api_key_secret_id is None:
-        return None
-    found = secret_by_id(provider.org_id, provider.api_key_secret_id)
+    found = providers.api_key(provider)
     if found is None:
         return None  # the adapter fails the task with provider_auth_failed
     name, value = found
     exposed.setdefault(name, []).append(value)
-    return value.strip() or None  # a pasted key's line break
+    return value
 
 
 def _context(task: Task, workspace: Workspace) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import pytest
 
 from evershell.sandbox import cgroups, doctor
 from evershell.sandbox.local import LocalBackend
+from tests.support.processes import processes_of as support_processes_of
 
 # High, rarely used uids; offset by pid so two test runs on one host do not share them.
 UID_BASE = 3_900_000 + (os.getpid() % 5000) * 8
@@ -65,18 +66,8 @@ def workspace(backend, uid, request) -> Iterator[str]:
 
 
 def processes_of(uid: int) -> list[int]:
-    """Host pids whose real uid is ``uid``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                status = (entry / "status").read_text()
-            except OSError:
-                continue
-            uids = next(line for line in status.splitlines() if line.startswith("Uid:"))
-            if int(uids.split()[1]) == uid:
-                found.append(int(entry.name))
-    return found
+    """Host pids whose real uid is ``uid``, zombies included."""
+    return support_processes_of(uid, zombies=True)
 
 
 def describe(pids: list[int]) -> list[str]:

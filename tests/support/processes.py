@@ -94,8 +94,9 @@ def seed_owner_key(env: dict[str, str], slug: str) -> str:
                    "--name", "load", env=env).split()[-1]
 
 
-def processes_of(uid: int) -> list[int]:
-    """Live processes (zombies excluded) of host ``uid``."""
+def processes_of(uid: int, zombies: bool = False) -> list[int]:
+    """Processes of host ``uid``: live ones, or with ``zombies`` also the dead ones not
+    yet reaped (nothing runs in them)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -103,8 +104,8 @@ def processes_of(uid: int) -> list[int]:
                 status = (entry / "status").read_text()
             except OSError:
                 continue
-            if "State:\tZ" in status:
-                continue  # dead, waiting for init to reap it: nothing runs
+            if not zombies and "State:\tZ" in status:
+                continue
             for line in status.splitlines():
                 if line.startswith("Uid:") and int(line.split()[1]) == uid:
                     found.append(int(entry.name))
