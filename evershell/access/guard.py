@@ -17,6 +17,7 @@ from evershell.access import billing, idempotency, ratelimit
 from evershell.access.authn import authenticate, cookie_principal
 from evershell.access.routes import Billing, Declaration, mutating_method, require
 from evershell.core import inputs
+from evershell.core.db import read_statements_alone
 from evershell.core.errors import EvershellError
 from evershell.extensions import db
 from evershell.orgs.models import Org
@@ -61,7 +62,7 @@ def _run(declaration: Declaration, view: Callable, args: tuple, kwargs: dict, co
     g.declaration = declaration
     mutating = mutating_method()
     if not mutating and not console:
-        _autocommit_reads()
+        read_statements_alone(db.session)
     if console:
         principal = cookie_principal(check_csrf=mutating)
     else:
@@ -103,16 +104,6 @@ def _run(declaration: Declaration, view: Callable, args: tuple, kwargs: dict, co
         if claim is not None and isinstance(exc, Exception):
             claim.release()  # a died request (not an Exception) leaves its claim to lapse
         raise
-
-
-def _autocommit_reads() -> None:
-    """A /v1 read writes nothing: on PostgreSQL each of its statements runs on its own,
-    without the BEGIN and COMMIT round trips a transaction adds to every request. (Not
-    when the session is already bound inside a transaction, as tests' sessions are.)"""
-    bind = db.session.get_bind()
-    if isinstance(bind, sa.engine.Engine) and bind.dialect.name == "postgresql" \
-            and not db.session().in_transaction():
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 def _audit_denied(declaration: Declaration, exc: EvershellError) -> None:

@@ -93,7 +93,11 @@ def configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        if _reads_only() or conn.get_execution_options().get(BEGIN_OPTION) == "DEFERRED":
+        mode = conn.get_execution_options().get(BEGIN_OPTION)
+        if mode == "NONE":  # read_statements_alone: pysqlite's autocommit, no BEGIN
+            conn.info[_BEGIN_MODE] = "NONE"
+            return
+        if _reads_only() or mode == "DEFERRED":
             conn.info[_BEGIN_MODE] = "DEFERRED"
             conn.exec_driver_sql("BEGIN")
             return
@@ -104,8 +108,49 @@ def configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
 _BEGIN_MODE = "evershell_begin_mode"
 # ``connection.execution_options(evershell_begin="DEFERRED")``: a connection whose
-# transactions begin deferred whatever the context (the test suite's outer transaction).
+# transactions begin deferred whatever the context (the test suite's outer transaction);
+# ``"NONE"``: no transaction at all (``read_statements_alone``).
 BEGIN_OPTION = "evershell_begin"
+
+
+def read_statements_alone(session) -> None:
+    """This request only reads (a ``/v1`` GET): each of its statements runs on its own
+    and sees what was committed when it ran, without the BEGIN and COMMIT a transaction
+    would add to every request (round trips on PostgreSQL, where the connection is put
+    in autocommit; on SQLite no BEGIN is sent). A transaction would not give a read more
+    than that on PostgreSQL, where READ COMMITTED takes a snapshot per statement: reads
+    of two statements must not assume the second sees the rows of the first.
+
+    Nothing changes when the session is already bound inside a transaction (the tests'
+    sessions) or has begun one. A flush in such a request is a bug and raises
+    (``_no_writes_in_reads``): a read that must write calls ``declare_writes`` first."""
+    session = session() if callable(session) else session  # a scoped_session
+    bind = session.get_bind()
+    if not isinstance(bind, Engine) or session.in_transaction():
+        return
+    if bind.dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    elif bind.dialect.name == "sqlite":
+        session.connection(execution_options={BEGIN_OPTION: "NONE"})
+    else:
+        return
+    session.info[_READS_ALONE] = True
+
+
+_READS_ALONE = "evershell_reads_alone"
+
+
+@event.listens_for(sa.orm.Session, "before_flush")
+def _no_writes_in_reads(session, _context, _instances) -> None:
+    if session.info.get(_READS_ALONE):
+        raise RuntimeError("a read request's statements run without a transaction: "
+                           "call declare_writes before writing")
+
+
+@event.listens_for(sa.orm.Session, "after_transaction_end")
+def _reads_ended(session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_READS_ALONE, None)
 
 
 def _reads_only() -> bool:
@@ -154,7 +199,7 @@ def declare_writes(session) -> None:
     from flask import g
     g.db_writes = True
     session = session() if callable(session) else session  # a scoped_session
-    if session.in_transaction() and \
+    if session.info.pop(_READS_ALONE, False) or session.in_transaction() and \
             session.connection().info.get(_BEGIN_MODE) == "DEFERRED":
         session.commit()
 

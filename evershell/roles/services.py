@@ -136,12 +136,14 @@ def _assemble(rows) -> dict[str, RoleState]:
 
 
 def states(roles: list[Role]) -> list[RoleState]:
-    """Each role with its current version and packs, in one query whatever the count."""
+    """Each role with its current version and packs, in one query whatever the count.
+    A role deleted between the read of ``roles`` and this one (each statement of a read
+    sees what was committed when it ran) is left out."""
     if not roles:
         return []
     found = _assemble(db.session.execute(
         _current_with_packs(Role.id.in_([r.id for r in roles]))))
-    return [found[r.id] for r in roles]
+    return [found[r.id] for r in roles if r.id in found]
 
 
 def list_roles(actor: Principal, limit: int, cursor: str | None,

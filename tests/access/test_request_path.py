@@ -33,10 +33,11 @@ def servers(redis_url, tmp_path_factory):
         yield env, first, second, {"Authorization": f"Bearer {key}"}
 
 
-def stats(response: requests.Response) -> tuple[int, int]:
-    sql, round_trips = re.fullmatch(r"sql=(\d+);redis=(\d+)",
-                                    response.headers["X-Evershell-Stats"]).groups()
-    return int(sql), int(round_trips)
+def stats(response: requests.Response) -> tuple[int, int, int]:
+    """Statements, Redis round trips and transactions begun on the database."""
+    counts = re.fullmatch(r"sql=(\d+);redis=(\d+);tx=(\d+)",
+                          response.headers["X-Evershell-Stats"]).groups()
+    return tuple(int(count) for count in counts)
 
 
 def member_key(env, role: str, name: str) -> dict[str, str]:
@@ -67,8 +68,13 @@ def test_a_cached_api_key_read_of_a_role_is_one_statement_and_one_round_trip(ser
         "pack_ids": [pack["id"]]}).json()
     response = warm(base, owner, f"/v1/roles/{role['id']}")
     assert response.json()["pack_ids"] == [pack["id"]]
-    assert stats(response) == (1, 1)  # the role, its version and packs; the rate limit
-    assert stats(warm(base, owner, "/v1/me")) == (1, 1)  # /me describes the org: one read
+    # the role, its version and packs; the rate limit; no BEGIN or COMMIT around them
+    assert stats(response) == (1, 1, 0)
+    assert stats(warm(base, owner, "/v1/me")) == (1, 1, 0)  # /me describes the org
+    created = requests.post(f"{base}/v1/secrets", headers=owner, timeout=10,
+                            json={"name": "COUNTED", "value": "v"})
+    assert created.status_code == 201, created.text
+    assert stats(created)[1:] == (1, 1)  # a change is one transaction
 
 
 def test_a_revoked_key_is_refused_by_the_next_request_on_another_process(servers):
