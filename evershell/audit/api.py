@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable, Iterator
 
 import marshmallow as ma
-from flask import Response, current_app, jsonify
+from flask import Response, current_app
 
 from evershell.access.principal import current_principal
 from evershell.access.routes import Billing, declare
@@ -44,8 +44,9 @@ def list_entries(args):
     Filters combine (all must match); see the parameters. Naive datetimes are refused
     (400): give a timezone, e.g. `2024-05-01T00:00:00Z`. Unknown query parameters are
     refused (400) so that a misspelt filter never widens the result silently."""
-    return jsonify(queries.page_as_json(current_principal(), filter_values(args),
-                                        args["limit"], args["cursor"], ENTRY_FIELDS))
+    return Response(queries.page_as_json(current_principal(), filter_values(args),
+                                         args["limit"], args["cursor"], ENTRY_FIELDS),
+                    mimetype="application/json")
 
 
 @blp.route("/export", methods=["GET"])

@@ -3,7 +3,10 @@ all of it in keyset batches for exports (memory stays flat however long the log 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import json
+import re
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +16,7 @@ from evershell.access.principal import Principal
 from evershell.access.routes import require
 from evershell.access.scopes import Scope
 from evershell.audit.models import AuditEntry
+from evershell.core.db import UTCDateTime
 from evershell.core.errors import validation_error
 from evershell.core.pagination import decode_cursor, encode_cursor, paginate
 from evershell.extensions import db
@@ -23,10 +27,12 @@ TARGET_TYPE_PREFIX = "type:"
 EXPORT_BATCH_SIZE = 500
 
 
-def filtered(org_id: str, *, actor: str | None = None, action: str | None = None,
+def criteria(org_id: str, *, actor: str | None = None, action: str | None = None,
              target: str | None = None, since: datetime | None = None,
-             until: datetime | None = None, outcome: str | None = None) -> sa.Select:
-    """The entries of ``org_id`` matching every given filter (unordered).
+             until: datetime | None = None, outcome: str | None = None) \
+        -> tuple[tuple[str, ...], dict[str, Any]]:
+    """Which conditions the filters make (a shape: names of ``_CONDITIONS``) and the
+    values they bind. Statements are built once per shape and reused with other values.
 
     - ``actor``: an email (case-insensitive; anything with an ``@``) or a user id;
     - ``action``: exact, or a prefix when it ends with ``.*`` (``api_key.*``);
@@ -51,31 +57,57 @@ def filtered(org_id: str, *, actor: str | None = None, action: str | None = None
     if fields:
         raise validation_error(fields)
 
-    query = sa.select(AuditEntry).where(AuditEntry.org_id == org_id)
+    values: dict[str, Any] = {"org_id": org_id}
     if actor:
         if "@" in actor:  # emails are stored normalised (lower case) by access.services
-            query = query.where(AuditEntry.actor_email == actor.strip().lower())
+            values["actor_email"] = actor.strip().lower()
         else:
-            query = query.where(AuditEntry.actor_user_id == actor)
+            values["actor_user_id"] = actor
     if action:
-        if action.endswith(".*"):
-            # autoescape: "_" in "api_key." is a LIKE wildcard otherwise
-            query = query.where(AuditEntry.action.startswith(action[:-1], autoescape=True))
+        if action.endswith(".*"):  # "_" in "api_key." is a LIKE wildcard unless escaped
+            values["action_prefix"] = re.sub(r"([/%_])", r"/\1", action[:-1]) + "%"
         else:
-            query = query.where(AuditEntry.action == action)
+            values["action"] = action
     if target:
         if target.startswith(TARGET_TYPE_PREFIX):
-            query = query.where(
-                AuditEntry.target_type == target.removeprefix(TARGET_TYPE_PREFIX))
+            values["target_type"] = target.removeprefix(TARGET_TYPE_PREFIX)
         else:
-            query = query.where(AuditEntry.target_id == target)
+            values["target_id"] = target
     if since is not None:
-        query = query.where(AuditEntry.created_at >= since)
+        values["since"] = since
     if until is not None:
-        query = query.where(AuditEntry.created_at < until)
+        values["until"] = until
     if outcome:
-        query = query.where(AuditEntry.outcome == outcome)
-    return query
+        values["outcome"] = outcome
+    return tuple(name for name in _CONDITIONS if name in values), values
+
+
+_CONDITIONS: dict[str, Callable[[], sa.ColumnElement[bool]]] = {
+    "org_id": lambda: AuditEntry.org_id == sa.bindparam("org_id"),
+    "actor_email": lambda: AuditEntry.actor_email == sa.bindparam("actor_email"),
+    "actor_user_id": lambda: AuditEntry.actor_user_id == sa.bindparam("actor_user_id"),
+    "action_prefix": lambda: AuditEntry.action.like(sa.bindparam("action_prefix"),
+                                                    escape="/"),
+    "action": lambda: AuditEntry.action == sa.bindparam("action"),
+    "target_type": lambda: AuditEntry.target_type == sa.bindparam("target_type"),
+    "target_id": lambda: AuditEntry.target_id == sa.bindparam("target_id"),
+    "since": lambda: AuditEntry.created_at >= sa.bindparam("since", type_=UTCDateTime),
+    "until": lambda: AuditEntry.created_at < sa.bindparam("until", type_=UTCDateTime),
+    "outcome": lambda: AuditEntry.outcome == sa.bindparam("outcome"),
+    "before_id": lambda: AuditEntry.id < sa.bindparam("before_id"),
+}
+
+
+@functools.cache
+def _where(shape: tuple[str, ...]) -> tuple[sa.ColumnElement[bool], ...]:
+    return tuple(_CONDITIONS[name]() for name in shape)
+
+
+def filtered(org_id: str, **filters: Any) -> sa.Select:
+    """The entries of ``org_id`` matching every given filter (unordered); see
+    :func:`criteria` for the filters and their errors."""
+    shape, values = criteria(org_id, **filters)
+    return sa.select(AuditEntry).where(*_where(shape)).params(values)
 
 
 def list_entries(actor: Principal, filters: dict[str, Any], limit: int,
@@ -87,23 +119,75 @@ def list_entries(actor: Principal, filters: dict[str, Any], limit: int,
 
 
 def page_as_json(actor: Principal, filters: dict[str, Any], limit: int,
-                 cursor: str | None, fields: tuple[str, ...]) -> dict[str, Any]:
-    """The same page as :func:`list_entries`, as plain JSON values (``fields`` of each
-    entry, datetimes in ISO 8601) read as rows rather than ORM objects: a page of the
-    log is fifty entries of fifteen fields, and loading and dumping them one object and
-    field at a time cost ten times the query (``bench/audit_scale.py``). The shape is the
-    ``AuditEntrySchema``'s; a test holds the two to the same output."""
+                 cursor: str | None, fields: tuple[str, ...]) -> str:
+    """The same page as :func:`list_entries`, as the JSON text of ``{data, next_cursor}``
+    (``fields`` of each entry, datetimes in ISO 8601), built without ORM objects or a
+    schema: a page of the log is fifty entries of fourteen fields, and loading and
+    dumping them one object and field at a time cost ten times the query
+    (``bench/audit_scale.py``). On PostgreSQL the database writes the page's JSON itself
+    in the same statement; elsewhere it is written from rows. The statement of each
+    combination of filters is built once. The shape is the ``AuditEntrySchema``'s; a test
+    holds both ways to that schema's output."""
     require(Scope.AUDIT_READ, actor.scopes)
-    columns = [AuditEntry.__table__.c[name] for name in fields]
-    query = filtered(actor.org_id, **filters).with_only_columns(*columns)
+    shape, values = criteria(actor.org_id, **filters)
     if cursor:
-        query = query.where(AuditEntry.id < decode_cursor(cursor))
-    rows = db.session.execute(query.order_by(AuditEntry.id.desc()).limit(limit + 1)).all()
-    more = len(rows) > limit
-    data = [{name: value.isoformat() if isinstance(value, datetime) else value
-             for name, value in zip(fields, row, strict=True)} for row in rows[:limit]]
-    return {"data": data,
-            "next_cursor": encode_cursor(data[-1]["id"]) if more and data else None}
+        shape, values["before_id"] = (*shape, "before_id"), decode_cursor(cursor)
+    values["limit"] = limit
+    json_in_sql = db.session.get_bind().dialect.name == "postgresql"
+    statement = _page_statement(shape, fields, json_in_sql)
+    if json_in_sql:
+        data, count, last_id = db.session.execute(statement, values).one()
+    else:
+        rows = db.session.execute(statement, values).all()
+        count, last_id = len(rows), rows[min(limit, len(rows)) - 1][0] if rows else None
+        data = json.dumps([{name: value.isoformat() if isinstance(value, datetime) else value
+                            for name, value in zip(fields, row, strict=True)}
+                           for row in rows[:limit]])
+    more = count > limit and last_id is not None
+    cursor_json = json.dumps(encode_cursor(last_id) if more else None)
+    return f'{{"data": {data}, "next_cursor": {cursor_json}}}'
+
+
+@functools.cache
+def _page_statement(shape: tuple[str, ...], fields: tuple[str, ...],
+                    json_in_sql: bool) -> sa.Select:
+    """The first ``:limit`` + 1 entries of a filter shape, newest first: as rows, or
+    (``json_in_sql``) as :func:`_json_page` of them."""
+    assert fields[0] == "id", "the cursor is the id of the page's last entry"
+    columns = [AuditEntry.__table__.c[name] for name in fields]
+    page = (sa.select(*columns).where(*_where(shape)).order_by(AuditEntry.id.desc())
+            .limit(sa.bindparam("limit") + 1))
+    return _json_page(page, fields) if json_in_sql else page
+
+
+def _json_page(page: sa.Select, fields: tuple[str, ...]) -> sa.Select:
+    """PostgreSQL: one row of (the first ``:limit`` rows of ``page`` as a JSON array of
+    objects, how many rows ``page`` had, the id of the last of them on the page).
+    ``page`` is ordered by id, newest first, and has ``id`` first."""
+    from sqlalchemy.dialects.postgresql import aggregate_order_by
+    inner = page.subquery()
+    numbered = sa.select(inner, sa.func.row_number().over(
+        order_by=inner.c.id.desc()).label("position")).subquery()
+    on_page = numbered.c.position <= sa.bindparam("limit")
+    pairs = []
+    for name in fields:
+        column = numbered.c[name]
+        pairs += [sa.literal(name), _iso_text(column)
+                  if isinstance(AuditEntry.__table__.c[name].type, UTCDateTime) else column]
+    entries = sa.func.json_agg(aggregate_order_by(sa.func.json_build_object(*pairs),
+                                                  numbered.c.id.desc())).filter(on_page)
+    return sa.select(sa.func.coalesce(sa.cast(entries, sa.Text), "[]"), sa.func.count(),
+                     sa.func.min(numbered.c.id).filter(on_page))
+
+
+def _iso_text(column) -> sa.ColumnElement:
+    """``datetime.isoformat()`` of a UTC timestamp, written by PostgreSQL: microseconds
+    only when there are any, and ``+00:00``."""
+    utc = sa.func.timezone("UTC", column)
+    return sa.case(
+        (sa.func.date_trunc("second", column) == column,
+         sa.func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"')),
+        else_=sa.func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'))
 
 
 def latest_details(org_id: str, refs: set[str]) -> dict[str, dict]:

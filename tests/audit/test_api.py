@@ -262,9 +262,30 @@ def test_the_page_read_as_rows_is_what_the_schema_would_dump(client, session):
     client.delete("/v1/api-keys/key_doesnotexist", headers=headers)
     client.post("/v1/secrets", headers={**headers, "User-Agent": "ünïcode/1"},
                 json={"name": "B", "value": "y", "description": "nested"})
+    from datetime import UTC, datetime
+    for n, (at, details) in enumerate([
+            (datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC), {}),  # no microseconds
+            (datetime(2031, 1, 2, 3, 4, 5, 120, tzinfo=UTC),
+             {"quote": 'a "b" \\ c', "nested": {"list": [1, 2.5, None, True]},
+              "text": "tab\tnew\nline \u2028 ünï 😀"}),
+            (datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), {"n": 10**15})]):
+        session.add(AuditEntry(id=f"aud_{n:026d}", org_id=owner.org_id, created_at=at,
+                               action="crafted.entry", outcome="success", details=details,
+                               actor_email='o"dd\x01@example.com', user_agent="ü\u007f?"))
+    session.commit()
     page = client.get("/v1/audit?limit=50", headers=headers).get_json()
     rows = session.scalars(sa.select(AuditEntry).where(AuditEntry.org_id == owner.org_id)
                            .order_by(AuditEntry.id.desc())).all()
-    assert len(page["data"]) == len(rows) >= 3
+    assert len(page["data"]) == len(rows) >= 6
     expected = json.loads(json.dumps(AuditEntrySchema(many=True).dump(rows)))
-    assert page["data"] == expected
+    assert page["data"] == expected  # created_at strings included, character for character
+    assert page["next_cursor"] is None
+    walked, cursor = [], ""
+    while True:  # two at a time: the cursor of each page is its last entry
+        response = client.get(f"/v1/audit?limit=2{cursor}", headers=headers)
+        assert response.status_code == 200 and response.mimetype == "application/json"
+        walked += response.get_json()["data"]
+        if response.get_json()["next_cursor"] is None:
+            break
+        cursor = "&cursor=" + response.get_json()["next_cursor"]
+    assert walked == expected
