@@ -86,6 +86,14 @@ class ModelAdapter(Protocol):
     def notes(self, thinking_effort: str) -> list[str]:
         """What ``task.started`` says about how ``thinking_effort`` is used."""
 
+    def extra_output_tokens(self, thinking_effort: str) -> int:
+        """Output tokens a reply may spend beyond its text (a thinking budget): the
+        loop keeps them free in the context budget."""
+
+    def close(self) -> None:
+        """Release what the adapter holds (connections); called once, when the task's
+        loop ends however it ends."""
+
 
 STREAM_CHUNKS = 4
 
@@ -119,6 +127,12 @@ class ScriptedAdapter:
 
     def notes(self, thinking_effort: str) -> list[str]:
         return ["thinking_effort is not used by a scripted provider"]
+
+    def extra_output_tokens(self, thinking_effort: str) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
 
     def complete(self, request: ModelRequest, *, on_text: Callable[[str], None],
                  cancel: threading.Event) -> ModelReply:

@@ -135,9 +135,7 @@ class _Loop:
         try:
             return self._run()
         finally:
-            close = getattr(self.ctx.adapter, "close", None)
-            if close is not None:
-                close()
+            self.ctx.adapter.close()
 
     def _run(self) -> LoopOutcome:
         ctx = self.ctx
@@ -147,8 +145,7 @@ class _Loop:
         specs = specs_for(ctx.tools)
         reply_tokens = ctx.max_output_tokens or max(
             256, min(MAX_OUTPUT_TOKENS, ctx.max_context_tokens // 4))
-        extra = getattr(ctx.adapter, "extra_output_tokens", None)
-        thinking = min(extra(ctx.thinking_effort) if extra is not None else 0,
+        thinking = min(ctx.adapter.extra_output_tokens(ctx.thinking_effort),
                        ctx.max_context_tokens // 4)
         budget = (ctx.max_context_tokens - reply_tokens - thinking
                   - estimate_tokens(json.dumps(specs)))

@@ -21,14 +21,27 @@ ALL_TOOLS = {"shell", "read_file", "write_file", "list_files"}
 
 
 class Recording:
-    """Wraps an adapter; keeps a deep copy of every request it was sent."""
+    """Wraps an adapter (or a test's model, which need only have ``complete``) as a
+    whole ``ModelAdapter``; keeps a deep copy of every request it was sent."""
 
     def __init__(self, inner: ModelAdapter) -> None:
-        self.inner, self.requests = inner, []
+        self.inner, self.requests, self.closed = inner, [], 0
 
     def complete(self, request, *, on_text, cancel):
         self.requests.append(copy.deepcopy(request))
         return self.inner.complete(request, on_text=on_text, cancel=cancel)
+
+    def notes(self, thinking_effort: str) -> list[str]:
+        return self.inner.notes(thinking_effort) if hasattr(self.inner, "notes") else []
+
+    def extra_output_tokens(self, thinking_effort: str) -> int:
+        extra = getattr(self.inner, "extra_output_tokens", None)
+        return extra(thinking_effort) if extra is not None else 0
+
+    def close(self) -> None:
+        self.closed += 1
+        if hasattr(self.inner, "close"):
+            self.inner.close()
 
 
 @dataclass

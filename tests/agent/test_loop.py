@@ -161,6 +161,7 @@ def test_a_reply_cut_off_by_the_output_limit_is_continued_and_counted(run_loop):
     done = run_loop(CutOff())
     assert done.outcome.status == "succeeded"
     assert done.outcome.result == "The answer is forty-two."
+    assert done.adapter.closed == 1
     assert (done.outcome.model_calls, done.outcome.input_tokens) == (2, 14)
     assert done.adapter.requests[1].messages[-1].content == CONTINUE_PROMPT
 
@@ -179,6 +180,7 @@ def test_a_provider_error_fails_the_task(run_loop):
     done = run_loop(Broken())
     assert (done.outcome.status, done.outcome.failure_code) == ("failed", "provider_error")
     assert done.outcome.failure_reason == "ConnectionError: upstream said no"
+    assert done.adapter.closed == 1  # the loop releases the adapter however it ends
 
 
 def test_adapter_for_gives_each_kind_its_adapter():
