@@ -3,9 +3,9 @@
 Starts gunicorn as the Procfile does (Evershell's worker class, two workers) on a
 scratch database, seeds an org, and for a representative set of routes prints:
 
-- the SQL statements and Redis round trips of one request once the caller's
-  principal is warm (``X-Evershell-Stats``, from ``EVERSHELL_REQUEST_STATS``): counts,
-  not timings, so they are exact;
+- the SQL statements, Redis round trips and database transactions of one request once
+  the caller's principal is warm (``X-Evershell-Stats``, from
+  ``EVERSHELL_REQUEST_STATS``): counts, not timings, so they are exact;
 - requests/s of the route ÷ requests/s of a bare Flask route (``{"ok": true}``) on the
   same gunicorn command line, measured alternately in the same run (``wrk -t2 -c32``,
   several rounds; min and median of the ratios).
@@ -245,19 +245,19 @@ def main() -> None:
         ]
         print(f"database: {database.split(':')[0]}; gunicorn -k evershell.server.Worker -w 2; "
               f"wrk -t2 -c32 -d{args.seconds}s; {args.rounds} rounds\n")
-        print(f"{'route':44} {'sql':>4} {'redis':>6} {'ratio min':>10} {'median':>7}")
+        print(f"{'route':44} {'sql':>4} {'redis':>6} {'tx':>3} {'ratio min':>10} {'median':>7}")
         for label, path, headers, script in routes:
             if script is None:
                 stats = counts(base + path, headers)
             else:
                 stats = counts(base + path, {**headers, "Content-Type": "application/json"},
                                "POST", '{"name": "C_%d", "value": "v"}')
-            sql, red = re.findall(r"\d+|\?", stats)[:2] if stats != "?" else ("?", "?")
+            sql, red, tx = re.findall(r"\d+", stats)[:3] if stats != "?" else ("?",) * 3
             ratios = []
             for _ in range(args.rounds):
                 baseline = wrk(f"{bare}/ok", args.seconds, {})
                 ratios.append(wrk(base + path, args.seconds, headers, script) / baseline)
-            print(f"{label:44} {sql:>4} {red:>6} {min(ratios):>10.3f} "
+            print(f"{label:44} {sql:>4} {red:>6} {tx:>3} {min(ratios):>10.3f} "
                   f"{statistics.median(ratios):>7.3f}", flush=True)
 
 
