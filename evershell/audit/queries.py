@@ -156,8 +156,15 @@ def _page_statement(shape: tuple[str, ...], fields: tuple[str, ...],
     assert fields[0] == "id", "the cursor is the id of the page's last entry"
     columns = [AuditEntry.__table__.c[name] for name in fields]
     page = (sa.select(*columns).where(*_where(shape)).order_by(AuditEntry.id.desc())
-            .limit(sa.bindparam("limit") + 1))
+            .limit(_limit() + sa.literal_column("1")))
     return _json_page(page, fields) if json_in_sql else page
+
+
+def _limit() -> sa.BindParameter:
+    """The page size, written into the SQL as a number when the statement runs: a
+    prepared statement's generic plan, not knowing it, could choose to read every
+    matching row of a million to keep fifty."""
+    return sa.bindparam("limit", type_=sa.Integer, literal_execute=True)
 
 
 def _json_page(page: sa.Select, fields: tuple[str, ...]) -> sa.Select:
@@ -168,7 +175,7 @@ def _json_page(page: sa.Select, fields: tuple[str, ...]) -> sa.Select:
     inner = page.subquery()
     numbered = sa.select(inner, sa.func.row_number().over(
         order_by=inner.c.id.desc()).label("position")).subquery()
-    on_page = numbered.c.position <= sa.bindparam("limit")
+    on_page = numbered.c.position <= _limit()
     pairs = []
     for name in fields:
         column = numbered.c[name]

@@ -69,7 +69,7 @@ def test_a_read_that_declares_writes_writes_in_one_transaction(live_db):
         db.session.commit()
         db.session.remove()
     with live_db.app_context():
-        assert db.session.scalar(sa.select(Org.name).where(Org.slug == "declared")) == \
-            "Declared"
-        db.session.execute(sa.delete(Org))
+        org = db.session.scalar(sa.select(Org).where(Org.slug == "declared"))
+        assert org.name == "Declared"
+        db.session.delete(org)
         db.session.commit()
