@@ -185,7 +185,10 @@ def ensure_usable(org_id: str, role_id: str | None = None,
         raise not_found(role_id or name or "")
     if role.archived_at is not None:
         raise _archived(role)
-    return states([role])[0]
+    found = states([role])  # empty if the role was deleted since the statement above
+    if not found:
+        raise not_found(role_id or name or "")
+    return found[0]
 
 
 def roles_using_provider(org_id: str, provider_id: str) -> list[str]:
