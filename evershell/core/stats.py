@@ -3,8 +3,9 @@
 With ``EVERSHELL_REQUEST_STATS=true`` every response carries
 ``X-Evershell-Stats: sql=<statements>;redis=<round trips>;tx=<transactions>`` (a pipeline
 is one round trip; transaction control is not a statement here, but each transaction
-that was open on the database when SQLAlchemy committed or rolled it back is a ``tx``). ``bench/request_path.py`` and the
-request-path tests read it from a live server: counts are exact where timings are noisy.
+that was open on the database when SQLAlchemy committed or rolled it back is a ``tx``).
+``bench/request_path.py`` and the request-path tests read it from a live server: counts
+are exact where timings are noisy.
 Off by default: the hooks cost a little, and the header tells a stranger something.
 """
 

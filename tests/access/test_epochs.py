@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from evershell.access import epochs
 from evershell.access.models import Membership
 from evershell.apikeys.models import ApiKey
-from evershell.extensions import db, get_redis
 from evershell.core.db import utcnow
+from evershell.extensions import db, get_redis
 from tests.factories import make_api_key, make_member, make_org
 
 

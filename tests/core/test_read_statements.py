@@ -4,31 +4,23 @@ committed statement by statement. On a database of its own, where commits are re
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from evershell import create_app
 from evershell.core.db import declare_writes, read_statements_alone
 from evershell.extensions import db
 from evershell.orgs.models import Org
-from tests.support.databases import sibling_database
+from tests.support.databases import migrated_sibling_app
 
 
 @pytest.fixture(scope="module")
 def live_db(app_config, tmp_path_factory) -> Iterator[Flask]:
-    url = sibling_database(os.environ.get("DATABASE_URL"), "reads",
-                           tmp_path_factory.mktemp("reads-db"))
-    app = create_app(dict(app_config, DATABASE_URL=url))
-    from flask_migrate import upgrade
-    with app.app_context():
-        upgrade()
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+    with migrated_sibling_app(app_config, "reads", tmp_path_factory.mktemp("reads-db")) \
+            as (app, _url):
+        yield app
 
 
 def _in_transaction(session) -> bool:

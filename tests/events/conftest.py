@@ -3,31 +3,22 @@ their own, an app on it, and a live gunicorn (gevent) server streaming from it."
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
 import requests
 
-from evershell import create_app
-from evershell.extensions import db
-from tests.support.databases import sibling_database
+from tests.support.databases import migrated_sibling_app
 from tests.support.processes import evershell_env, gunicorn
 
 
 @pytest.fixture(scope="module")
 def live_db(app_config, tmp_path_factory) -> Iterator[tuple]:
     """(app, url) on an empty, migrated database whose commits are real."""
-    url = sibling_database(os.environ.get("DATABASE_URL"), "events",
-                           tmp_path_factory.mktemp("events-db"))
-    app = create_app(dict(app_config, DATABASE_URL=url))
-    from flask_migrate import upgrade
-    with app.app_context():
-        upgrade()
-    yield app, url
-    with app.app_context():
-        db.engine.dispose()
+    with migrated_sibling_app(app_config, "events", tmp_path_factory.mktemp("events-db")) \
+            as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import sqlalchemy as sa
+from flask import Flask
 from sqlalchemy.engine import make_url
 
 from evershell.config import normalise_database_url
@@ -33,3 +38,23 @@ def sibling_database(url: str | None, suffix: str, tmp_dir) -> str:
         recreate_database(rendered)
         return rendered
     return f"sqlite:///{tmp_dir / f'{suffix}.db'}"
+
+
+@contextmanager
+def migrated_sibling_app(app_config: dict, suffix: str, tmp_dir) -> Iterator[tuple[Flask, str]]:
+    """(app, url): an app on a fresh sibling of the test database (see
+    :func:`sibling_database`), migrated, whose commits are real; its pool is disposed
+    at the end."""
+    from flask_migrate import upgrade
+
+    from evershell import create_app
+    from evershell.extensions import db
+    url = sibling_database(os.environ.get("DATABASE_URL"), suffix, tmp_dir)
+    app = create_app(dict(app_config, DATABASE_URL=url))
+    with app.app_context():
+        upgrade()
+    try:
+        yield app, url
+    finally:
+        with app.app_context():
+            db.engine.dispose()
