@@ -136,15 +136,19 @@ def _after_flush(session: orm.Session, _flush_context) -> None:
     pending.update(orgs)
 
 
-# A missing epoch starts from the clock in microseconds, as the rate-limit script does:
-# an epoch lost with Redis's data never comes back as a number some cache holds.
-_BUMP = """
-if not redis.call('GET', KEYS[1]) then
-  local t = redis.call('TIME')
-  redis.call('SET', KEYS[1], string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2])))
+# Lua that sets ``epoch`` to the epoch held in ``KEYS[<index>]``. A missing epoch starts
+# from the clock in microseconds: an epoch lost with Redis's data never comes back as a
+# number some cache holds. Shared by the bump and the rate-limit script.
+CURRENT_EPOCH_LUA = """
+local epoch = redis.call('GET', KEYS[{index}])
+if not epoch then
+  local clock = redis.call('TIME')
+  redis.call('SET', KEYS[{index}],
+             string.format('%.0f', tonumber(clock[1]) * 1000000 + tonumber(clock[2])), 'NX')
+  epoch = redis.call('GET', KEYS[{index}])
 end
-return redis.call('INCR', KEYS[1])
 """
+_BUMP = CURRENT_EPOCH_LUA.format(index=1) + "return redis.call('INCR', KEYS[1])\n"
 
 
 def bump(org_ids: set[str], strict: bool = False) -> None:

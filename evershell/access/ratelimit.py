@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 
+from evershell.access.epochs import CURRENT_EPOCH_LUA
+from evershell.access.epochs import key as epoch_key
 from evershell.core.errors import ErrorCode, EvershellError
 from evershell.extensions import get_script
 
@@ -49,13 +51,7 @@ else
 end
 redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-local epoch = redis.call('GET', KEYS[2])
-if not epoch then
-  -- a new (or lost) epoch starts from the clock, never from a number used before
-  redis.call('SET', KEYS[2], string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2])),
-             'NX')
-  epoch = redis.call('GET', KEYS[2])
-end
+""" + CURRENT_EPOCH_LUA.format(index=2) + """
 if ARGV[3] ~= '' and (ARGV[4] == '' or ARGV[4] == epoch) then
   redis.call('HSET', KEYS[3], ARGV[3], now)
 end
@@ -85,7 +81,6 @@ def take(org_id: str, api_key_id: str | None = None,
     """Spend one token of ``org_id``'s bucket (and note ``api_key_id``'s use if its
     principal is current: read now, or cached under ``cached_epoch``): the verdict and
     the org's epoch, both None when Redis is unavailable."""
-    from evershell.access.epochs import key as epoch_key
     config = current_app.config
     rate = config["RATE_LIMIT_PER_MINUTE"] / 60.0
     burst = config["RATE_LIMIT_BURST"]

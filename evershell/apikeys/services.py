@@ -24,7 +24,7 @@ from evershell.audit import services as audit
 from evershell.core.db import utcnow
 from evershell.core.errors import ErrorCode, EvershellError, validation_error
 from evershell.core.pagination import paginate
-from evershell.extensions import db, get_redis
+from evershell.extensions import db, get_redis, get_script
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -229,7 +229,7 @@ def flush_last_used() -> int:
         db.session.rollback()
         raise
     pairs = [item for pair in recorded.items() for item in pair]
-    client.eval(_FORGET_FLUSHED, 1, LAST_USED_KEY, *pairs)
+    get_script("forget-flushed-uses", _FORGET_FLUSHED)(keys=[LAST_USED_KEY], args=pairs)
     return written
 
 
